@@ -1,0 +1,182 @@
+"""Group-equivariant layers: lifting and group convolutions, group pooling, normalisation.
+
+Shapes: images are ``(B, C, H, W)``; group feature maps are ``(B, C, |G|, H, W)``
+with the group axis ordered as in :mod:`model.groups`.
+
+Both convolutions store one filter per (output, input[, input element]) and
+expand it into a bank with one copy per group element ``g``:
+
+- lifting:  ``K_g[o, i] = g . W[o, i]``                 -> conv2d with ``(O*|G|, I, k, k)``
+- group:    ``K_g[o, i, h] = g . W[o, i, g^-1 h]``       -> conv2d with ``(O*|G|, I*|G|, k, k)``
+
+so that ``layer(g . x) = g . layer(x)`` (Cohen & Welling, 2016). In eval mode
+without autograd the expanded bank is cached and rebuilt only when the stored
+weights change (tracked by the tensor's version counter, which every in-place
+update such as ``optimizer.step()`` or ``load_state_dict`` bumps).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.groups import Group
+from model.kernels import make_basis
+
+__all__ = ["GroupBatchNorm", "GroupConv2d", "GroupPool", "LiftingConv2d"]
+
+
+class _ExpandedConv2d(nn.Module):
+    """Shared machinery of the lifting and group convolutions."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        group: Group,
+        in_group_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        basis: str = "grid",
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        if not isinstance(padding, int) or padding < 0:
+            raise ValueError(f"padding must be an int >= 0, got {padding!r}")
+        self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
+        self.group, self.stride, self.padding, self.basis_name = group, stride, padding, basis
+        self.in_group_size = in_group_size
+        self.cache_kernels = True
+        kernel_basis = make_basis(basis, kernel_size)
+        self.register_buffer("basis", kernel_basis.transformed(group), persistent=False)  # (|G|, K, k, k)
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, in_group_size, kernel_basis.size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        # He initialisation: each basis function has unit norm, so the filter
+        # energy per input channel is K * var(c).
+        fan_in = in_channels * in_group_size * kernel_basis.size
+        nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
+        self._cache: tuple[tuple[int, ...], torch.Tensor] | None = None
+
+    def _group_indexed_weight(self) -> torch.Tensor:
+        """The stored weight arranged per output element: ``(O, I, |G|, N_in, K)``."""
+        raise NotImplementedError
+
+    def expand_kernel(self) -> torch.Tensor:
+        """The full bank ``(O*|G|, I*N_in, k, k)`` for ``F.conv2d``."""
+        weight = self._group_indexed_weight()  # (O, I, G, N_in, K)
+        bank = torch.einsum("oignk,gkyx->oginyx", weight, self.basis)  # (O, G, I, N_in, k, k)
+        size = self.kernel_size
+        return bank.reshape(self.out_channels * self.group.order, self.in_channels * self.in_group_size, size, size)
+
+    def kernel(self) -> torch.Tensor:
+        """The expanded bank, from the cache when that is safe and still valid."""
+        if self.training or not self.cache_kernels or (torch.is_grad_enabled() and self.weight.requires_grad):
+            self._cache = None
+            return self.expand_kernel()
+        key = (self.weight._version, self.weight.data_ptr(), self.basis.data_ptr())
+        if self._cache is None or self._cache[0] != key:
+            with torch.no_grad():
+                self._cache = (key, self.expand_kernel())
+        return self._cache[1]
+
+    def _convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, I*N_in, H, W)`` -> ``(B, O, |G|, H', W')``."""
+        bias = None if self.bias is None else self.bias.repeat_interleave(self.group.order)
+        out = F.conv2d(x, self.kernel(), bias, stride=self.stride, padding=self.padding)
+        return out.unflatten(1, (self.out_channels, self.group.order))
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, group={self.group.name}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}, basis={self.basis_name}"
+        )
+
+
+class LiftingConv2d(_ExpandedConv2d):
+    """Image ``(B, I, H, W)`` -> group feature map ``(B, O, |G|, H', W')``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        group: Group,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        basis: str = "grid",
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, group=group, in_group_size=1,
+            stride=stride, padding=padding, bias=bias, basis=basis,
+        )  # fmt: skip
+
+    def _group_indexed_weight(self) -> torch.Tensor:
+        out_ch, in_ch, _, size = self.weight.shape
+        return self.weight.unsqueeze(2).expand(out_ch, in_ch, self.group.order, 1, size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        return self._convolve(x)
+
+
+class GroupConv2d(_ExpandedConv2d):
+    """Group feature map ``(B, I, |G|, H, W)`` -> ``(B, O, |G|, H', W')``."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        group: Group,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        basis: str = "grid",
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, group=group, in_group_size=group.order,
+            stride=stride, padding=padding, bias=bias, basis=basis,
+        )  # fmt: skip
+        self.register_buffer("regular_permutations", group.regular_permutations.clone(), persistent=False)
+
+    def _group_indexed_weight(self) -> torch.Tensor:
+        # weight[o, i, perm[g, h]] = W[o, i, g^-1 h]
+        return self.weight[:, :, self.regular_permutations]  # (O, I, G, G, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != self.group.order:
+            raise ValueError(f"expected (B, {self.in_channels}, {self.group.order}, H, W), got {tuple(x.shape)}")
+        return self._convolve(x.flatten(1, 2))
+
+
+class GroupPool(nn.Module):
+    """Pool over the group axis: ``(B, C, |G|, H, W)`` -> invariant ``(B, C, H, W)``."""
+
+    def __init__(self, mode: str = "max") -> None:
+        super().__init__()
+        if mode not in ("max", "mean"):
+            raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.amax(dim=2) if self.mode == "max" else x.mean(dim=2)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode}"
+
+
+class GroupBatchNorm(nn.BatchNorm3d):
+    """Batch normalisation of ``(B, C, |G|, H, W)`` with statistics and affine
+    parameters shared across the group axis and space (one per channel), which
+    keeps it equivariant: the group only permutes what one channel's statistics
+    pool over."""

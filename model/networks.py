@@ -1,0 +1,121 @@
+"""The two networks the project compares, built from typed configs.
+
+``GroupEquivariantCNN``: a lifting convolution, ``num_hidden`` group
+convolutions (each followed by group batch norm + ReLU, optionally by 2x2
+spatial max pooling), then an invariant projection (pool over the group axis,
+average over space) and a linear classifier. Its logits are invariant to every
+element of its group, exactly for quarter turns and mirrors when every pooled
+map has an even size.
+
+``BaselineCNN``: the same design with plain ``Conv2d`` layers, no symmetry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.groups import get_group
+from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
+
+__all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """A plain CNN: ``1 + num_hidden`` convolutions of width ``hidden_channels``."""
+
+    in_channels: int = 1
+    out_channels: int = 10
+    kernel_size: int = 5
+    num_hidden: int = 4
+    hidden_channels: int = 32
+    padding: int = 0
+    pool_after: tuple[int, ...] = field(default_factory=tuple)  # conv indices (0 = first) followed by 2x2 max pooling
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GCNNConfig(CNNConfig):
+    """A G-CNN: the CNN's layout on group feature maps of ``group``."""
+
+    hidden_channels: int = 16
+    group: str = "C4"
+    basis: str = "grid"  # kernel basis, see model.kernels
+    group_pool: str = "mean"  # "mean" or "max" over the group axis before averaging over space
+
+
+def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
+    """Rebuild a config from its JSON form (lists back to tuples, unknown keys rejected)."""
+    known = {f.name for f in fields(config_type)}
+    unknown = set(values) - known
+    if unknown:
+        raise ValueError(f"unknown {config_type.__name__} fields: {sorted(unknown)}")
+    cleaned = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    return config_type(**cleaned)
+
+
+class BaselineCNN(nn.Module):
+    """Plain CNN classifier: ``(B, C, H, W)`` -> logits ``(B, out_channels)``."""
+
+    def __init__(self, config: CNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        widths = [config.in_channels] + [config.hidden_channels] * (config.num_hidden + 1)
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.padding) for c_in, c_out in zip(widths, widths[1:])
+        )
+        self.norms = nn.ModuleList(nn.BatchNorm2d(width) for width in widths[1:])
+        self.head = nn.Linear(config.hidden_channels, config.out_channels)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = F.relu(norm(conv(x)))  # (B, C, H, W)
+            if index in self.config.pool_after:
+                x = F.max_pool2d(x, 2)
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(x.mean(dim=(-2, -1)))  # (B, C) -> (B, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+class GroupEquivariantCNN(nn.Module):
+    """G-CNN classifier: ``(B, C, H, W)`` -> group-invariant logits ``(B, out_channels)``."""
+
+    def __init__(self, config: GCNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.group = get_group(config.group)
+        common = dict(group=self.group, padding=config.padding, basis=config.basis)
+        width = config.hidden_channels
+        self.convs = nn.ModuleList(
+            [LiftingConv2d(config.in_channels, width, config.kernel_size, **common)]  # type: ignore[arg-type]
+            + [GroupConv2d(width, width, config.kernel_size, **common) for _ in range(config.num_hidden)]  # type: ignore[arg-type]
+        )
+        self.norms = nn.ModuleList(GroupBatchNorm(width) for _ in self.convs)
+        self.group_pool = GroupPool(config.group_pool)
+        self.head = nn.Linear(width, config.out_channels)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Equivariant features ``(B, C, |G|, H', W')``."""
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = F.relu(norm(conv(x)))  # (B, C, G, H, W)
+            if index in self.config.pool_after:
+                x = F.max_pool3d(x, kernel_size=(1, 2, 2))  # space only, never the group axis
+        return x
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        invariant = self.group_pool(x).mean(dim=(-2, -1))  # (B, C, G, H, W) -> (B, C)
+        return self.head(invariant)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

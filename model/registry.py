@@ -1,0 +1,71 @@
+"""Models by name: every named configuration the project trains or ships.
+
+``create_model("gcnn_c4_seed")`` builds a fresh model; ``build_model`` rebuilds
+one from the architecture name and config stored in a checkpoint's JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from model.networks import BaselineCNN, CNNConfig, GCNNConfig, GroupEquivariantCNN, config_from_dict
+
+__all__ = ["ARCHITECTURES", "MODELS", "build_model", "create_model", "model_names"]
+
+ARCHITECTURES: dict[str, tuple[type[nn.Module], type[CNNConfig]]] = {
+    "GroupEquivariantCNN": (GroupEquivariantCNN, GCNNConfig),
+    "BaselineCNN": (BaselineCNN, CNNConfig),
+}
+
+
+def _robust(**fields: Any) -> GCNNConfig:
+    defaults: dict[str, Any] = dict(padding=2, pool_after=(0, 2), group_pool="max", basis="harmonic")
+    return GCNNConfig(**{**defaults, **fields})
+
+
+MODELS: dict[str, tuple[str, CNNConfig]] = {
+    # The seed design (the blog post / UvA notebook): C4, 5x5, five convs, no padding.
+    "gcnn_c4_seed": ("GroupEquivariantCNN", GCNNConfig(group="C4", hidden_channels=16)),
+    "cnn_seed": ("BaselineCNN", CNNConfig(hidden_channels=32)),
+    # Rotation-robust designs: 'same' padding (so quarter turns stay exact),
+    # 2x2 max pooling after the lifting conv and the second group conv
+    # (28 -> 14 -> 7), max over the group axis, steerable (harmonic) filters.
+    "gcnn_c4": ("GroupEquivariantCNN", _robust(group="C4", hidden_channels=16)),
+    "gcnn_c8_grid": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=8, basis="grid")),
+    "gcnn_c8": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=8)),
+    "gcnn_c8_wide": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12)),
+    "gcnn_c8_hires": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=8, pool_after=(1, 3))),
+    "gcnn_c16": ("GroupEquivariantCNN", _robust(group="C16", hidden_channels=6)),
+    "gcnn_c16_wide": ("GroupEquivariantCNN", _robust(group="C16", hidden_channels=8)),
+    "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
+}
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def create_model(name: str, **overrides: Any) -> nn.Module:
+    """A freshly initialised model of a registered name, config fields optionally overridden."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; registered: {', '.join(model_names())}")
+    architecture, config = MODELS[name]
+    model_cls, config_cls = ARCHITECTURES[architecture]
+    return model_cls(config_from_dict(config_cls, {**config.to_dict(), **overrides}))
+
+
+def build_model(architecture: str, config: dict[str, Any]) -> nn.Module:
+    """Rebuild a model from its architecture name and config dict (as stored in JSON)."""
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+    model_cls, config_cls = ARCHITECTURES[architecture]
+    return model_cls(config_from_dict(config_cls, config))
+
+
+def architecture_of(model: nn.Module) -> str:
+    for name, (model_cls, _) in ARCHITECTURES.items():
+        if type(model) is model_cls:
+            return name
+    raise ValueError(f"{type(model).__name__} is not a registered architecture")
