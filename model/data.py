@@ -31,7 +31,9 @@ def data_dir(override: str | Path | None = None) -> Path:
     return Path(os.environ.get("GCNN_DATA_DIR", DEFAULT_DATA_DIR))
 
 
-def load_mnist(train: bool, root: str | Path | None = None, *, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def load_mnist(
+    train: bool, root: str | Path | None = None, *, download: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Images ``(N, 1, 28, 28)`` float32 in [0, 1] (ink is bright) and labels ``(N,)`` int64."""
     from torchvision.datasets import MNIST  # training-time dependency only
 

@@ -100,7 +100,9 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
         by_angle = report["accuracy_by_angle"]
         angles = [int(a) for a in by_angle] + [360]
         values = [100 * v for v in by_angle.values()] + [100 * by_angle["0"]]
-        label = f"{name}: upright {100 * report['upright_accuracy']:.2f}%, rotated {100 * report['rotated_accuracy']:.2f}%"
+        label = (
+            f"{name}: upright {100 * report['upright_accuracy']:.2f}%, rotated {100 * report['rotated_accuracy']:.2f}%"
+        )
         axes.plot(angles, values, marker="o", markersize=3, label=label)
     axes.set(xlabel="rotation angle (degrees, counter-clockwise)", ylabel="test accuracy (%)", ylim=(0, 100))
     axes.set_xticks(range(0, 361, 45))
@@ -129,11 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     reports = {}
     for card_path in args.cards:
         model, card = load_checkpoint(card_path, device=args.device)
-        reports[card["name"]] = evaluate(model, images, labels, seed=args.seed, device=args.device)
-        logger.info(
-            "%s: upright %.2f%%, rotated %.2f%%",
-            card["name"], 100 * reports[card["name"]]["upright_accuracy"], 100 * reports[card["name"]]["rotated_accuracy"],
-        )  # fmt: skip
+        report = evaluate(model, images, labels, seed=args.seed, device=args.device)
+        reports[card["name"]] = report
+        upright, rotated = 100 * report["upright_accuracy"], 100 * report["rotated_accuracy"]
+        logger.info("%s: upright %.2f%%, rotated %.2f%%", card["name"], upright, rotated)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(reports, indent=2) + "\n")
     plot(reports, args.plot)

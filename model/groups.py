@@ -87,9 +87,7 @@ class Group:
     @cached_property
     def regular_permutations(self) -> torch.Tensor:
         """``perm[g, h] = g^-1 h``: where ``g`` reads group slice ``h`` from."""
-        return torch.tensor(
-            [[self.compose(self.inverse(g), h) for h in self.elements()] for g in self.elements()]
-        )
+        return torch.tensor([[self.compose(self.inverse(g), h) for h in self.elements()] for g in self.elements()])
 
     # -- geometry ----------------------------------------------------------
     def degrees(self, g: int) -> float:
@@ -110,7 +108,9 @@ class Group:
         """The 2x2 float64 matrix of ``g`` acting on plane points ``(x, y)``."""
         k, s = self.split(g)
         theta = 2 * math.pi * k / self.rotations
-        rot = torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=torch.float64)
+        rot = torch.tensor(
+            [[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=torch.float64
+        )
         mirror = torch.diag(torch.tensor([-1.0 if s else 1.0, 1.0], dtype=torch.float64))
         return rot @ mirror
 

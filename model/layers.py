@@ -114,9 +114,16 @@ class LiftingConv2d(_ExpandedConv2d):
         basis: str = "grid",
     ) -> None:
         super().__init__(
-            in_channels, out_channels, kernel_size, group=group, in_group_size=1,
-            stride=stride, padding=padding, bias=bias, basis=basis,
-        )  # fmt: skip
+            in_channels,
+            out_channels,
+            kernel_size,
+            group=group,
+            in_group_size=1,
+            stride=stride,
+            padding=padding,
+            bias=bias,
+            basis=basis,
+        )
 
     def _group_indexed_weight(self) -> torch.Tensor:
         out_ch, in_ch, _, size = self.weight.shape
@@ -144,9 +151,16 @@ class GroupConv2d(_ExpandedConv2d):
         basis: str = "grid",
     ) -> None:
         super().__init__(
-            in_channels, out_channels, kernel_size, group=group, in_group_size=group.order,
-            stride=stride, padding=padding, bias=bias, basis=basis,
-        )  # fmt: skip
+            in_channels,
+            out_channels,
+            kernel_size,
+            group=group,
+            in_group_size=group.order,
+            stride=stride,
+            padding=padding,
+            bias=bias,
+            basis=basis,
+        )
         self.register_buffer("regular_permutations", group.regular_permutations.clone(), persistent=False)
 
     def _group_indexed_weight(self) -> torch.Tensor:

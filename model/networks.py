@@ -12,6 +12,7 @@ map has an even size.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -69,13 +70,14 @@ class BaselineCNN(nn.Module):
         self.config = config
         widths = [config.in_channels] + [config.hidden_channels] * (config.num_hidden + 1)
         self.convs = nn.ModuleList(
-            nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.padding) for c_in, c_out in zip(widths, widths[1:])
+            nn.Conv2d(c_in, c_out, config.kernel_size, padding=config.padding)
+            for c_in, c_out in itertools.pairwise(widths)
         )
         self.norms = nn.ModuleList(nn.BatchNorm2d(width) for width in widths[1:])
         self.head = nn.Linear(config.hidden_channels, config.out_channels)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=False)):
             x = F.relu(norm(conv(x)))  # (B, C, H, W)
             if index in self.config.pool_after:
                 x = F.max_pool2d(x, 2)
@@ -107,7 +109,7 @@ class GroupEquivariantCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')``."""
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=False)):
             x = F.relu(norm(conv(x)))  # (B, C, G, H, W)
             if index in self.config.pool_after:
                 x = F.max_pool3d(x, kernel_size=(1, 2, 2))  # space only, never the group axis

@@ -31,7 +31,7 @@ from model.data import load_mnist
 from model.evaluate import evaluate
 from model.registry import create_model, model_names
 
-__all__ = ["train", "main"]
+__all__ = ["main", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,14 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=model_names(), help="registered model name")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config field (repeatable), e.g. --set group=C8")  # fmt: skip
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field (repeatable), e.g. --set group=C8",
+    )
     parser.add_argument("--name", help="checkpoint name (default: the model name)")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -119,8 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N digits only (smoke runs)")
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
-    parser.add_argument("--val-split", type=int, default=0,
-                        help="hold out the last N training digits as a validation set (for model selection)")
+    parser.add_argument(
+        "--val-split",
+        type=int,
+        default=0,
+        help="hold out the last N training digits as a validation set (for model selection)",
+    )
     parser.add_argument("--skip-test", action="store_true", help="do not touch the test set (model selection runs)")
     parser.add_argument("--eval-limit", type=int, default=None, help="evaluate on the first N test digits only")
     parser.add_argument("--data-dir", default=None, help="MNIST root (default $GCNN_DATA_DIR or data/)")
@@ -145,9 +155,17 @@ def main(argv: list[str] | None = None) -> Path:
     images, labels = images[: args.limit], labels[: args.limit]
     started = time.perf_counter()
     history = train(
-        model, images, labels, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, seed=args.seed, device=args.device, max_steps=args.max_steps,
-    )  # fmt: skip
+        model,
+        images,
+        labels,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        seed=args.seed,
+        device=args.device,
+        max_steps=args.max_steps,
+    )
     wall_time = time.perf_counter() - started
     logger.info("training took %.1f s", wall_time)
 
@@ -155,20 +173,27 @@ def main(argv: list[str] | None = None) -> Path:
     if args.val_split:
         validation = evaluate(model, val_images, val_labels, per_angle=False, device=args.device)
         metrics["validation"] = {key: validation[key] for key in ("upright_accuracy", "rotated_accuracy")}
-        logger.info("validation: upright %.2f%%, rotated %.2f%%",
-                    100 * validation["upright_accuracy"], 100 * validation["rotated_accuracy"])  # fmt: skip
+        logger.info(
+            "validation: upright %.2f%%, rotated %.2f%%",
+            100 * validation["upright_accuracy"],
+            100 * validation["rotated_accuracy"],
+        )
     if not args.skip_test:
         test_images, test_labels = load_mnist(train=False, root=args.data_dir)
         test_images, test_labels = test_images[: args.eval_limit], test_labels[: args.eval_limit]
         test = evaluate(model, test_images, test_labels, per_angle=False, device=args.device)
         metrics.update({key: value for key, value in test.items() if key != "rotated_confusion_matrix"})
-        logger.info("test: upright %.2f%%, rotated %.2f%%", 100 * test["upright_accuracy"], 100 * test["rotated_accuracy"])
+        logger.info(
+            "test: upright %.2f%%, rotated %.2f%%", 100 * test["upright_accuracy"], 100 * test["rotated_accuracy"]
+        )
     card = {
         "training": {
             **{key: value for key, value in vars(args).items() if key not in ("out_dir", "data_dir")},
             "train_digits": len(images),
             "wall_time_s": round(wall_time, 1),
-            "device_name": torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor() or platform.machine(),
+            "device_name": torch.cuda.get_device_name()
+            if args.device.startswith("cuda")
+            else platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
             "history": history,
         },

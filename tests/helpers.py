@@ -1,0 +1,32 @@
+"""Shared helpers for the library tests."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def smooth_images(batch: int, channels: int, size: int, sigma: float = 1.5, seed: int = 0) -> torch.Tensor:
+    """Band-limited random images, zero outside a centred disk (so rotations lose nothing).
+
+    Interpolated rotations are only approximately equivariant; they are tested on
+    inputs like these, where bilinear resampling is accurate.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn(batch * channels, 1, size, size, generator=generator)
+    radius = int(3 * sigma)
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(taps**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    blurred = F.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, radius))
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1), padding=(radius, 0))
+    centre = (size - 1) / 2
+    rows, cols = torch.meshgrid(torch.arange(size) - centre, torch.arange(size) - centre, indexing="ij")
+    disk = (torch.hypot(rows, cols) < size / 2 - 3).float()
+    images = (blurred * disk).reshape(batch, channels, size, size)
+    return images / images.std()
+
+
+def centre(x: torch.Tensor, margin: int) -> torch.Tensor:
+    """The spatial centre of ``(..., H, W)``, ``margin`` pixels cut from each side."""
+    return x[..., margin:-margin, margin:-margin]
