@@ -114,6 +114,18 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     plt.close(figure)
 
 
+def markdown_table(reports: dict[str, dict[str, Any]]) -> str:
+    """The README's results table."""
+    rows = ["| model | upright | rotated (random angle) | worst angle | rotated 6 -> 9 / 9 -> 6 |", "|---|---|---|---|---|"]
+    for name, report in reports.items():
+        worst = min(report["accuracy_by_angle"].items(), key=lambda item: item[1])
+        rows.append(
+            f"| {name} | {100 * report['upright_accuracy']:.2f}% | {100 * report['rotated_accuracy']:.2f}% "
+            f"| {100 * worst[1]:.2f}% at {worst[0]}° | {report['rotated_6_as_9']} / {report['rotated_9_as_6']} |"
+        )
+    return "\n".join(rows)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cards", nargs="+", type=Path, help="checkpoint JSON cards (weights/<name>.json)")
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(reports, indent=2) + "\n")
     plot(reports, args.plot)
-    logger.info("wrote %s and %s", args.out, args.plot)
+    logger.info("wrote %s and %s\n%s", args.out, args.plot, markdown_table(reports))
 
 
 if __name__ == "__main__":
