@@ -116,7 +116,8 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
 
 def markdown_table(reports: dict[str, dict[str, Any]]) -> str:
     """The README's results table."""
-    rows = ["| model | upright | rotated (random angle) | worst angle | rotated 6 -> 9 / 9 -> 6 |", "|---|---|---|---|---|"]
+    header = "| model | upright | rotated (random angle) | worst angle | rotated 6 -> 9 / 9 -> 6 |"
+    rows = [header, "|---|---|---|---|---|"]
     for name, report in reports.items():
         worst = min(report["accuracy_by_angle"].items(), key=lambda item: item[1])
         rows.append(
