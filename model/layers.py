@@ -28,7 +28,9 @@ __all__ = ["GroupBatchNorm", "GroupConv2d", "GroupPool", "LiftingConv2d"]
 
 
 class _ExpandedConv2d(nn.Module):
-    """Shared machinery of the lifting and group convolutions."""
+    """Shared machinery of the lifting and group convolutions (signature of ``nn.Conv2d``)."""
+
+    lifts: bool  # True: the input is an image; False: a group feature map
 
     def __init__(
         self,
@@ -37,7 +39,6 @@ class _ExpandedConv2d(nn.Module):
         kernel_size: int,
         *,
         group: Group,
-        in_group_size: int,
         stride: int = 1,
         padding: int = 0,
         bias: bool = True,
@@ -51,7 +52,7 @@ class _ExpandedConv2d(nn.Module):
             raise ValueError(f"padding must be an int >= 0, got {padding!r}")
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.group, self.stride, self.padding, self.basis_name = group, stride, padding, basis
-        self.in_group_size = in_group_size
+        self.in_group_size = in_group_size = 1 if self.lifts else group.order
         self.cache_kernels = True
         kernel_basis = make_basis(basis, kernel_size)
         self.register_buffer("basis", kernel_basis.transformed(group), persistent=False)  # (|G|, K, k, k)
@@ -62,6 +63,8 @@ class _ExpandedConv2d(nn.Module):
         fan_in = in_channels * in_group_size * kernel_basis.size
         nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
         self._cache: tuple[tuple[int, ...], torch.Tensor] | None = None
+        if not self.lifts:
+            self.register_buffer("regular_permutations", group.regular_permutations.clone(), persistent=False)
 
     def _group_indexed_weight(self) -> torch.Tensor:
         """The stored weight arranged per output element: ``(O, I, |G|, N_in, K)``."""
@@ -101,29 +104,7 @@ class _ExpandedConv2d(nn.Module):
 class LiftingConv2d(_ExpandedConv2d):
     """Image ``(B, I, H, W)`` -> group feature map ``(B, O, |G|, H', W')``."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        *,
-        group: Group,
-        stride: int = 1,
-        padding: int = 0,
-        bias: bool = True,
-        basis: str = "grid",
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            group=group,
-            in_group_size=1,
-            stride=stride,
-            padding=padding,
-            bias=bias,
-            basis=basis,
-        )
+    lifts = True
 
     def _group_indexed_weight(self) -> torch.Tensor:
         out_ch, in_ch, _, size = self.weight.shape
@@ -138,30 +119,7 @@ class LiftingConv2d(_ExpandedConv2d):
 class GroupConv2d(_ExpandedConv2d):
     """Group feature map ``(B, I, |G|, H, W)`` -> ``(B, O, |G|, H', W')``."""
 
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int,
-        *,
-        group: Group,
-        stride: int = 1,
-        padding: int = 0,
-        bias: bool = True,
-        basis: str = "grid",
-    ) -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            group=group,
-            in_group_size=group.order,
-            stride=stride,
-            padding=padding,
-            bias=bias,
-            basis=basis,
-        )
-        self.register_buffer("regular_permutations", group.regular_permutations.clone(), persistent=False)
+    lifts = False
 
     def _group_indexed_weight(self) -> torch.Tensor:
         # weight[o, i, perm[g, h]] = W[o, i, g^-1 h]
