@@ -1,0 +1,79 @@
+"""Small timing and FLOP-counting helpers shared by the benchmarks.
+
+FLOPs are counted with :class:`torch.utils.flop_counter.FlopCounterMode`, which
+sees every ATen op whatever module path produced it. It counts 2 FLOPs per
+multiply-add of convolutions (``aten.convolution`` and its backward) and matrix
+products (``mm``, ``addmm``, ``bmm``: the linear head and, when they run, kernel
+expansions); bias adds, batch norm, ReLU, pooling and means are not counted.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["Timing", "count_flops", "matmul_gflops", "set_kernel_cache", "time_calls"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Wall times of repeated calls, in seconds."""
+
+    median: float
+    p10: float
+    p90: float
+    runs: int
+
+    @property
+    def spread(self) -> float:
+        """``(p90 - p10) / median``: how noisy the runs were."""
+        return (self.p90 - self.p10) / self.median
+
+
+def time_calls(fn: Callable[[], object], runs: int, warmup: int = 3) -> Timing:
+    """Time ``runs`` calls of ``fn()`` after ``warmup`` untimed ones."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs!r}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    if runs == 1:
+        return Timing(times[0], times[0], times[0], 1)
+    deciles = statistics.quantiles(times, n=10, method="inclusive")
+    return Timing(statistics.median(times), deciles[0], deciles[-1], runs)
+
+
+def count_flops(fn: Callable[[], object]) -> int:
+    """FLOPs of one call of ``fn`` (convolutions and matrix products, see the module docstring)."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def matmul_gflops(sizes: tuple[int, ...] = (1024, 2048), runs: int = 10) -> float:
+    """The machine's fp32 matrix-multiply rate: best median GFLOP/s of square ``torch.mm`` over ``sizes``."""
+    best = 0.0
+    generator = torch.Generator().manual_seed(0)
+    for n in sizes:
+        a, b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)
+        out = torch.empty(n, n)
+        timing = time_calls(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), runs)
+        best = max(best, 2 * n**3 / timing.median / 1e9)
+    return best
+
+
+def set_kernel_cache(model: nn.Module, enabled: bool) -> None:
+    """Turn the eval-mode kernel-bank cache of every equivariant layer on or off."""
+    for module in model.modules():
+        if hasattr(module, "cache_kernels"):
+            module.cache_kernels = enabled
