@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from model.networks import CNNConfig
 from model.registry import architecture_of, build_model
 
 __all__ = ["CheckpointError", "load_checkpoint", "read_card", "save_checkpoint", "sha256_of"]
@@ -50,7 +51,7 @@ def save_checkpoint(model: nn.Module, directory: Path, name: str, card: dict[str
     full_card = {
         "name": name,
         "architecture": architecture_of(model),
-        "config": model.config.to_dict(),  # type: ignore[operator]
+        "config": cast(CNNConfig, model.config).to_dict(),
         "parameters": count_parameters(model),
         "weights_file": weights_path.name,
         "sha256": sha256_of(weights_path),

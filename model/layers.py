@@ -31,6 +31,8 @@ class _ExpandedConv2d(nn.Module):
     """Shared machinery of the lifting and group convolutions (signature of ``nn.Conv2d``)."""
 
     lifts: bool  # True: the input is an image; False: a group feature map
+    basis: torch.Tensor  # buffers, annotated for type checkers
+    regular_permutations: torch.Tensor
 
     def __init__(
         self,

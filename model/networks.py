@@ -58,7 +58,7 @@ def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CN
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown {config_type.__name__} fields: {sorted(unknown)}")
-    cleaned = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
+    cleaned: dict[str, Any] = {key: tuple(value) if isinstance(value, list) else value for key, value in values.items()}
     return config_type(**cleaned)
 
 
@@ -97,12 +97,15 @@ class GroupEquivariantCNN(nn.Module):
         super().__init__()
         self.config = config
         self.group = get_group(config.group)
-        common = dict(group=self.group, padding=config.padding, basis=config.basis)
-        width = config.hidden_channels
-        self.convs = nn.ModuleList(
-            [LiftingConv2d(config.in_channels, width, config.kernel_size, **common)]  # type: ignore[arg-type]
-            + [GroupConv2d(width, width, config.kernel_size, **common) for _ in range(config.num_hidden)]  # type: ignore[arg-type]
-        )
+        group, size, width = self.group, config.kernel_size, config.hidden_channels
+        convs: list[nn.Module] = [
+            LiftingConv2d(config.in_channels, width, size, group=group, padding=config.padding, basis=config.basis)
+        ]
+        convs += [
+            GroupConv2d(width, width, size, group=group, padding=config.padding, basis=config.basis)
+            for _ in range(config.num_hidden)
+        ]
+        self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(GroupBatchNorm(width) for _ in self.convs)
         self.group_pool = GroupPool(config.group_pool)
         self.head = nn.Linear(width, config.out_channels)
