@@ -1,0 +1,177 @@
+"""The loaded models and the one place where torch runs.
+
+All torch work of the service (model forward passes, rotating large uploads)
+goes through the single thread of a :class:`TorchWorker`. One thread, whose
+ops use ``torch.get_num_threads()`` intra-op threads, keeps the CPU from being
+oversubscribed however many requests arrive at once, and keeps the event loop
+free. :meth:`InferenceEngine.predict` is the function to replace for
+micro-batching: it takes a batch of 28x28 images and runs every model on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import torch
+from torch import nn
+
+from model.checkpoint import load_checkpoint
+from model.groups import get_group
+
+__all__ = [
+    "InferenceEngine",
+    "LoadedModel",
+    "ModelOutput",
+    "TorchWorker",
+    "configure_torch",
+    "load_models",
+    "self_test",
+]
+
+logger = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint in eval mode, with its JSON card."""
+
+    name: str
+    module: nn.Module = field(repr=False)
+    card: dict[str, Any] = field(repr=False)
+
+    @property
+    def architecture(self) -> str:
+        return str(self.card["architecture"])
+
+    @property
+    def group(self) -> str | None:
+        """The symmetry group the network is built for (``None`` for the plain CNN)."""
+        group = self.card.get("config", {}).get("group")
+        return str(group) if group is not None else None
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One model's answer for a batch."""
+
+    name: str
+    probabilities: torch.Tensor  # (B, 10), softmax of the logits
+    seconds: float  # forward pass + softmax, for the whole batch
+
+
+def configure_torch(threads: int) -> None:
+    """Intra-op threads for this process; inter-op parallelism off (one model runs at a time)."""
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # only settable once per process, before any inter-op work (a second app in tests)
+        logger.debug("inter-op thread count already fixed at %d", torch.get_num_interop_threads())
+
+
+def load_models(weights_dir: Path, names: Sequence[str]) -> list[LoadedModel]:
+    """Load ``<weights_dir>/<name>.json`` for each name, SHA-256 verified (CheckpointError otherwise)."""
+    models = []
+    for name in names:
+        started = time.perf_counter()
+        module, card = load_checkpoint(weights_dir / f"{name}.json")
+        models.append(LoadedModel(name, module, card))
+        logger.info(
+            "loaded model %s (%s, %s parameters, sha256 %s) in %.2fs",
+            name, card["architecture"], card.get("parameters"), card["sha256"][:12], time.perf_counter() - started,
+        )  # fmt: skip
+    return models
+
+
+def self_test(models: Sequence[LoadedModel]) -> None:
+    """Run every model on a probe batch; RuntimeError unless the outputs are sane.
+
+    Checks: shape ``(B, 10)``, finite logits, the same answer for an image alone
+    and inside a batch, and for a G-CNN whose group holds a quarter turn, the
+    same logits for the probe turned by 90 degrees (exact for these networks):
+    proof that the weights behave as the architecture promises.
+    """
+    probe = _probe_images()  # (2, 1, 28, 28)
+    with torch.inference_mode():
+        for model in models:
+            logits = model.module(probe)
+            if logits.shape != (len(probe), 10) or not torch.isfinite(logits).all():
+                raise RuntimeError(f"self-test failed for {model.name}: logits {tuple(logits.shape)}, not finite/10")
+            alone = model.module(probe[:1])
+            if not torch.allclose(alone, logits[:1], atol=1e-4, rtol=1e-4):
+                raise RuntimeError(f"self-test failed for {model.name}: batched and single outputs differ")
+            if model.group is not None and get_group(model.group).rotations % 4 == 0:
+                turned = model.module(torch.rot90(probe, 1, dims=(-2, -1)))
+                if not torch.allclose(turned, logits, atol=1e-3, rtol=1e-3):
+                    raise RuntimeError(f"self-test failed for {model.name}: not invariant to quarter turns")
+    logger.info("self-test passed for %s", ", ".join(model.name for model in models))
+
+
+def _probe_images() -> torch.Tensor:
+    """Two MNIST-like images: a bar (a '1') and a ring (a '0')."""
+    probe = torch.zeros(2, 1, 28, 28)
+    probe[0, 0, 4:24, 13:16] = 1.0
+    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    radius = ((rows - 14.0) ** 2 / 81.0 + (cols - 14.0) ** 2 / 36.0).sqrt()
+    probe[1, 0] = ((radius > 0.75) & (radius < 1.1)).float()
+    return probe
+
+
+class TorchWorker:
+    """The single thread that runs the service's torch work (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="torch")
+
+    async def run(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``function`` on the worker thread, with the caller's context (its request id, for log lines)."""
+        context = contextvars.copy_context()
+        call = functools.partial(context.run, function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class InferenceEngine:
+    """The loaded models, run on a :class:`TorchWorker`."""
+
+    def __init__(
+        self,
+        models: Sequence[LoadedModel],
+        worker: TorchWorker,
+        on_inference: Callable[[str, int, float], None] | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("an engine needs at least one model")
+        self.models = tuple(models)
+        self._worker = worker
+        self._on_inference = on_inference
+
+    def predict(self, images: torch.Tensor) -> list[ModelOutput]:
+        """Every model on ``images`` ``(B, 1, 28, 28)`` float32 in [0, 1]; call it on the worker thread."""
+        outputs = []
+        with torch.inference_mode():
+            for model in self.models:
+                started = time.perf_counter()
+                probabilities = torch.softmax(model.module(images), dim=1)
+                seconds = time.perf_counter() - started
+                outputs.append(ModelOutput(model.name, probabilities, seconds))
+                if self._on_inference is not None:
+                    self._on_inference(model.name, len(images), seconds)
+        return outputs
+
+    async def classify(self, images: torch.Tensor) -> list[ModelOutput]:
+        """:meth:`predict` on the worker thread."""
+        return await self._worker.run(self.predict, images)

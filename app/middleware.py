@@ -1,0 +1,124 @@
+"""ASGI middleware: request ids, access logs and metrics; the request body limit.
+
+Both are plain ASGI (no ``BaseHTTPMiddleware``): they add a few microseconds,
+not a task and a stream copy, to every request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.logs import request_id_var
+from app.metrics import Metrics
+from app.problems import UPLOAD_TOO_LARGE, ProblemException, problem_response
+from app.settings import Settings
+
+__all__ = ["BodyLimitMiddleware", "RequestContextMiddleware", "body_limit"]
+
+access_logger = logging.getLogger("app.access")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MULTIPART_OVERHEAD = 16 * 1024  # bytes per file part for boundaries and part headers
+BATCH_PATH = "/classify/batch"
+
+
+class RequestContextMiddleware:
+    """Give each request an id (the client's ``X-Request-ID`` if sane), log it, time it, count it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client_id = Headers(scope=scope).get("x-request-id", "")
+        request_id = client_id if _CLIENT_REQUEST_ID.match(client_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status = 500  # what the client gets if the app raises before responding
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._record(scope, status, time.perf_counter() - started)
+            request_id_var.reset(token)
+
+    @staticmethod
+    def _record(scope: Scope, status: int, seconds: float) -> None:
+        route = scope.get("route")
+        # the route template, never the raw path: random URLs must not create new label values
+        endpoint = getattr(route, "path", None) or "unmatched"
+        metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+        if metrics is not None:
+            metrics.observe_request(scope["method"], endpoint, status, seconds)
+        access_logger.info(
+            "%s %s %d", scope["method"], scope["path"], status,
+            extra={"method": scope["method"], "path": scope["path"], "endpoint": endpoint, "status": status,
+                   "duration_ms": round(seconds * 1000, 3)},
+        )  # fmt: skip
+
+
+def body_limit(settings: Settings, path: str) -> int:
+    """The most bytes a request body to ``path`` may have: its files plus multipart overhead."""
+    files = settings.max_batch if path.rstrip("/").endswith(BATCH_PATH) else 1
+    return files * (settings.max_upload_bytes + MULTIPART_OVERHEAD)
+
+
+class BodyLimitMiddleware:
+    """Stop reading a request body once it passes :func:`body_limit` (413).
+
+    A declared ``Content-Length`` over the limit is refused before any byte is
+    read; a chunked or lying body is cut off as it streams in, so an oversized
+    upload never lands in memory or on disk whole.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        settings: Settings | None = getattr(scope.get("app").state, "settings", None) if scope.get("app") else None
+        if scope["type"] != "http" or settings is None:
+            await self.app(scope, receive, send)
+            return
+        limit = body_limit(settings, scope["path"])
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response = problem_response(
+                Request(scope), status=UPLOAD_TOO_LARGE.status, title=UPLOAD_TOO_LARGE.title,
+                detail=_too_large(limit, settings), type_uri=UPLOAD_TOO_LARGE.uri, headers={"Connection": "close"},
+            )  # fmt: skip
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # an HTTPException passes through FastAPI's body parsing untouched
+                    raise ProblemException(UPLOAD_TOO_LARGE, _too_large(limit, settings))
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def _too_large(limit: int, settings: Settings) -> str:
+    return f"the request body is larger than {limit} bytes; each file may be at most {settings.max_upload_bytes} bytes"

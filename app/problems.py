@@ -1,0 +1,268 @@
+"""One error format for every 4xx and 5xx: RFC 9457 ``application/problem+json``.
+
+A problem has ``type`` (a URI naming the kind of problem), ``title`` (fixed per
+type), ``status``, ``detail`` (what happened this time, in words a user can act
+on), ``instance`` (the request path), plus two extensions: ``request_id`` (also
+the ``X-Request-ID`` header) and, for invalid parameters, ``errors``.
+
+Domain errors (:mod:`app.errors`) map to a status and type here, so the code that
+detects a problem never deals with HTTP. Plain HTTP errors (404, 405, a malformed
+multipart body) get ``type: about:blank`` and the status phrase as title.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+from app import errors
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "Problem",
+    "ProblemException",
+    "add_problem_schemas",
+    "install_problem_handlers",
+    "problem_response",
+    "problem_responses",
+]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# tag: URIs (RFC 4151) name problem types without pretending to be web pages.
+TYPE_PREFIX = "tag:equivariant-digits,2026:problem:"
+
+
+@dataclass(frozen=True)
+class ProblemType:
+    slug: str
+    status: int
+    title: str
+
+    @property
+    def uri(self) -> str:
+        return TYPE_PREFIX + self.slug
+
+
+EMPTY_FILE = ProblemType("empty-file", 422, "Empty file")
+NOT_AN_IMAGE = ProblemType("not-an-image", 422, "Not a supported image")
+CORRUPT_IMAGE = ProblemType("corrupt-image", 422, "Image cannot be decoded")
+NO_INK = ProblemType("no-ink", 422, "No digit found")
+INVALID_TRANSFORM = ProblemType("invalid-transform", 422, "Invalid transformation")
+UNKNOWN_GROUP = ProblemType("unknown-group", 404, "Unknown group")
+VALIDATION = ProblemType("validation-error", 422, "Invalid request parameters")
+UNSUPPORTED_MEDIA_TYPE = ProblemType("unsupported-media-type", 415, "Unsupported media type")
+UPLOAD_TOO_LARGE = ProblemType("upload-too-large", 413, "Upload too large")
+IMAGE_TOO_LARGE = ProblemType("image-too-large", 413, "Image has too many pixels")
+TOO_MANY_FILES = ProblemType("too-many-files", 413, "Too many files")
+MODELS_UNAVAILABLE = ProblemType("models-unavailable", 503, "Models unavailable")
+INTERNAL = ProblemType("internal-error", 500, "Internal server error")
+
+_DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
+    errors.EmptyUploadError: EMPTY_FILE,
+    errors.NotAnImageError: NOT_AN_IMAGE,
+    errors.CorruptImageError: CORRUPT_IMAGE,
+    errors.NoInkError: NO_INK,
+    errors.InvalidTransformError: INVALID_TRANSFORM,
+    errors.UnsupportedMediaTypeError: UNSUPPORTED_MEDIA_TYPE,
+    errors.UploadTooLargeError: UPLOAD_TOO_LARGE,
+    errors.ImageTooLargeError: IMAGE_TOO_LARGE,
+    errors.TooManyFilesError: TOO_MANY_FILES,
+    errors.ModelsUnavailableError: MODELS_UNAVAILABLE,
+}
+PROBLEM_TYPES = (*_DOMAIN_PROBLEMS.values(), VALIDATION, UNKNOWN_GROUP, INTERNAL)
+
+
+class ProblemItem(BaseModel):
+    """One invalid parameter."""
+
+    loc: list[str | int] = Field(description="Where: e.g. ['query', 'angle'] or ['body', 'file'].")
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": NO_INK.uri,
+                    "title": NO_INK.title,
+                    "status": 422,
+                    "detail": "no digit found: the image has no contrast (it is blank, uniform or a single pixel); "
+                    "send a digit written on a plain background",
+                    "instance": "/classify",
+                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
+                }
+            ]
+        }
+    )
+
+    type: str = Field("about:blank", description="URI of the problem type (a tag: URI, or about:blank).")
+    title: str = Field(description="Short summary of the problem type; the same for every occurrence.")
+    status: int = Field(ge=400, le=599, description="The HTTP status code.")
+    detail: str | None = Field(None, description="What went wrong this time, and how to fix it.")
+    instance: str | None = Field(None, description="The request path.")
+    request_id: str | None = Field(None, description="Also sent as the X-Request-ID header; quote it in reports.")
+    errors: list[ProblemItem] | None = Field(None, description="Each invalid parameter (validation errors only).")
+
+
+class ProblemException(HTTPException):
+    """An HTTP error of a known problem type, for code outside routes (middleware) that must stop a request."""
+
+    def __init__(self, problem: ProblemType, detail: str) -> None:
+        super().__init__(status_code=problem.status, detail=detail)
+        self.problem = problem
+
+
+def problem_response(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    detail: str | None,
+    type_uri: str = "about:blank",
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The ``application/problem+json`` response; ``request`` supplies path and request id."""
+    request_id = getattr(request.state, "request_id", None)
+    body = Problem(
+        type=type_uri, title=title, status=status, detail=detail, instance=request.url.path,
+        request_id=request_id, errors=errors,
+    ).model_dump(exclude_none=True)  # fmt: skip
+    all_headers = dict(headers or {})
+    if request_id:
+        all_headers["X-Request-ID"] = request_id
+    return JSONResponse(body, status_code=status, headers=all_headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _typed(request: Request, problem: ProblemType, detail: str, **kwargs: Any) -> JSONResponse:
+    return problem_response(
+        request, status=problem.status, title=problem.title, detail=detail, type_uri=problem.uri, **kwargs
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    problem = next(p for cls, p in _DOMAIN_PROBLEMS.items() if isinstance(exc, cls))
+    headers = {"Retry-After": "5"} if problem is MODELS_UNAVAILABLE else None
+    if problem.status >= 500:
+        logger.warning("%s: %s", problem.title, exc)
+    return _typed(request, problem, str(exc), headers=headers)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    items = [
+        {"loc": [str(part) if not isinstance(part, int) else part for part in error.get("loc", ())],
+         "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        for error in exc.errors()
+    ]  # fmt: skip
+    # the offending input is never echoed: it may be a megabyte of binary
+    detail = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in items)
+    return _typed(request, VALIDATION, detail or "the request is invalid", errors=items)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, ProblemException):
+        return _typed(request, exc.problem, str(exc.detail), headers=exc.headers)
+    phrase = _phrase(exc.status_code)
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != phrase else None
+    return problem_response(request, status=exc.status_code, title=phrase, detail=detail, headers=exc.headers)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    request_id = getattr(request.state, "request_id", None)
+    return _typed(request, INTERNAL, f"an unexpected error occurred; quote request id {request_id} when reporting it")
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every error the app can raise to a problem response."""
+    for exc_class in (errors.InputError, errors.ModelsUnavailableError):
+        app.add_exception_handler(exc_class, _domain_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+_EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
+    400: [],
+    413: [
+        (UPLOAD_TOO_LARGE, "the file is 6291456 bytes; the limit is 5242880 bytes"),
+        (IMAGE_TOO_LARGE, "the image is 10000x10000 = 100000000 pixels; the limit is 16777216 pixels"),
+        (TOO_MANY_FILES, "17 files in one batch; the limit is 16"),
+    ],
+    415: [(UNSUPPORTED_MEDIA_TYPE, "send the image as multipart/form-data, not application/json")],
+    422: [
+        (NOT_AN_IMAGE, "the file is not a supported image; send one of PNG, JPEG, GIF, BMP, WEBP, TIFF"),
+        (CORRUPT_IMAGE, "the image data cannot be decoded (truncated or damaged?): image file is truncated"),
+        (EMPTY_FILE, "the uploaded file is empty (0 bytes)"),
+        (NO_INK, "no digit found: the image has no contrast (it is blank, uniform or a single pixel)"),
+        (INVALID_TRANSFORM, "element 9 is out of range for C8: use 0..7"),
+        (VALIDATION, "query.angle: Input should be a finite number"),
+    ],
+    404: [(UNKNOWN_GROUP, "unknown group 'Q4': expected 'C<N>' or 'D<N>', e.g. 'C4', 'D8'")],
+    503: [(MODELS_UNAVAILABLE, "the models are not loaded: SHA-256 mismatch for weights/cnn_seed.safetensors")],
+    500: [(INTERNAL, "an unexpected error occurred; quote request id 5f0c6a4e9b2d4f7e when reporting it")],
+}
+_DESCRIPTIONS = {
+    400: "Malformed request body (e.g. a broken multipart encoding).",
+    404: "Not found (for /groups: no such group).",
+    413: "Over a configured limit: file bytes, image pixels or files per batch.",
+    415: "The request is not multipart/form-data, or a file declares a non-image content type.",
+    422: "The upload is not a usable image, or a parameter is invalid.",
+    500: "Unexpected error (a bug); the server keeps serving.",
+    503: "The models are not loaded yet, or failed to load (see /readyz).",
+}
+
+
+def add_problem_schemas(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Put :class:`Problem` (referenced by :func:`problem_responses`) into the schema's components."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    generated = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(generated.pop("$defs", {}))
+    schemas["Problem"] = generated
+    for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's default 422 body, replaced by Problem
+        schemas.pop(unused, None)
+    return openapi
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries documenting these error statuses, with examples."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        examples = {
+            problem.slug: {"summary": problem.title, "value": _example(problem, detail)}
+            for problem, detail in _EXAMPLES.get(status, [])
+        }
+        content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        if examples:
+            content["examples"] = examples
+        documented[status] = {"description": _DESCRIPTIONS.get(status, _phrase(status)),
+                              "content": {PROBLEM_MEDIA_TYPE: content}}  # fmt: skip
+    return documented
+
+
+def _example(problem: ProblemType, detail: str) -> dict[str, Any]:
+    return {"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail,
+            "instance": "/classify", "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b"}  # fmt: skip

@@ -1,0 +1,106 @@
+"""POST /classify and /classify/batch: every loaded model's answer for uploaded digits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import (
+    EngineDep,
+    MetricsDep,
+    PreprocessDep,
+    RequestIdDep,
+    ReturnImageDep,
+    SettingsDep,
+    TransformDep,
+    UploadDep,
+    UploadsDep,
+    require_multipart,
+)
+from app.errors import TooManyFilesError
+from app.pipeline import predictions, prepare_batch, to_png_base64, transform_info
+from app.problems import problem_responses
+from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse
+from app.uploads import read_upload, read_uploads
+
+router = APIRouter(tags=["classify"], dependencies=[Depends(require_multipart)])
+
+_ERRORS = problem_responses(400, 413, 415, 422, 500, 503)
+
+
+@router.post(
+    "/classify",
+    summary="Classify one digit with every model",
+    description=(
+        "Upload one image as multipart field `file`. The image is decoded (first frame, EXIF orientation), "
+        "preprocessed to a 28x28 MNIST-like digit (`preprocess`), optionally transformed (a group element "
+        "or an angle, applied to the 28x28 image about its centre), and classified by every loaded model."
+    ),
+    responses=_ERRORS,
+)
+async def classify(
+    file: UploadDep,
+    transform: TransformDep,
+    preprocess: PreprocessDep,
+    return_image: ReturnImageDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+) -> ClassifyResponse:
+    upload = await read_upload(file, settings.max_upload_bytes)
+    batch = await run_in_threadpool(prepare_batch, [upload], settings.max_pixels, preprocess, transform)
+    outputs = await engine.classify(batch)
+    metrics.images.labels("/classify").inc()
+    return ClassifyResponse(
+        request_id=request_id,
+        filename=upload.filename,
+        preprocess=preprocess,
+        transform=transform_info(transform),
+        predictions=predictions(outputs)[0],
+        image=to_png_base64(batch[0, 0]) if return_image else None,
+    )
+
+
+@router.post(
+    "/classify/batch",
+    summary="Classify several digits in one request",
+    description=(
+        "Upload up to GCNN_MAX_BATCH images, each as a multipart field `files`. Every image gets the same "
+        "preprocessing and transformation; the models run on all of them as one batch. If any file is "
+        "unusable, the whole request fails with a problem naming that file."
+    ),
+    responses=_ERRORS,
+)
+async def classify_batch(
+    files: UploadsDep,
+    transform: TransformDep,
+    preprocess: PreprocessDep,
+    return_image: ReturnImageDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+) -> ClassifyBatchResponse:
+    if len(files) > settings.max_batch:
+        raise TooManyFilesError(f"{len(files)} files in one batch; the limit is {settings.max_batch}")
+    uploads = await read_uploads(files, settings.max_upload_bytes)
+    batch = await run_in_threadpool(prepare_batch, uploads, settings.max_pixels, preprocess, transform)
+    outputs = await engine.classify(batch)
+    metrics.images.labels("/classify/batch").inc(len(uploads))
+    items = [
+        BatchItem(
+            index=index,
+            filename=upload.filename,
+            predictions=rows,
+            image=to_png_base64(batch[index, 0]) if return_image else None,
+        )
+        for index, (upload, rows) in enumerate(zip(uploads, predictions(outputs), strict=True))
+    ]
+    return ClassifyBatchResponse(
+        request_id=request_id,
+        preprocess=preprocess,
+        transform=transform_info(transform),
+        count=len(items),
+        items=items,
+    )

@@ -1,0 +1,111 @@
+"""POST /orbit: the equivariance demo, a digit under every element of a group, through every model."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import (
+    EngineDep,
+    MetricsDep,
+    PreprocessDep,
+    RequestIdDep,
+    ReturnImageDep,
+    SettingsDep,
+    UploadDep,
+    require_multipart,
+)
+from app.errors import InvalidTransformError
+from app.inference import ModelOutput
+from app.pipeline import prepare_batch, to_png_base64
+from app.problems import problem_responses
+from app.schemas import OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
+from app.transforms import Transform, parse_group
+from app.uploads import read_upload
+from model.groups import Group
+
+router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipart)])
+
+
+@router.post(
+    "/orbit",
+    summary="Classify a digit under every element of a group",
+    description=(
+        "The upload is preprocessed to 28x28 as in /classify, then transformed by every element of `group` "
+        "and classified by every model, all elements in one batch. Each row is one element; the summary says, "
+        "per model, how many distinct digits it answered over the orbit and what fraction of elements agree "
+        "with the upright (identity) prediction. A G-CNN built for the group answers the same for all of its "
+        "elements; the plain CNN does not."
+    ),
+    responses=problem_responses(400, 413, 415, 422, 500, 503),
+)
+async def orbit(
+    file: UploadDep,
+    preprocess: PreprocessDep,
+    return_image: ReturnImageDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+    metrics: MetricsDep,
+    request_id: RequestIdDep,
+    group: Annotated[
+        str,
+        Query(
+            max_length=16,
+            description="The group whose elements transform the digit: `C<N>` or `D<N>`; its order may be at "
+            "most GCNN_MAX_ORBIT (default 72).",
+            openapi_examples={"C8": {"value": "C8"}, "D4": {"value": "D4"}},
+        ),
+    ] = "C8",
+) -> OrbitResponse:
+    symmetry = parse_group(group)
+    if symmetry.order > settings.max_orbit:
+        raise InvalidTransformError(
+            f"{symmetry.name} has {symmetry.order} elements; /orbit allows at most {settings.max_orbit}"
+        )
+    upload = await read_upload(file, settings.max_upload_bytes)
+    upright = await run_in_threadpool(prepare_batch, [upload], settings.max_pixels, preprocess, Transform())
+    batch = torch.cat([symmetry.transform_images(upright, g) for g in symmetry.elements()])  # (|G|, 1, 28, 28)
+    outputs = await engine.classify(batch)
+    metrics.images.labels("/orbit").inc()
+    return OrbitResponse(
+        request_id=request_id,
+        filename=upload.filename,
+        group=symmetry.name,
+        order=symmetry.order,
+        preprocess=preprocess,
+        rows=_rows(symmetry, outputs),
+        summary=[_summary(output) for output in outputs],
+        image=to_png_base64(upright[0, 0]) if return_image else None,
+    )
+
+
+def _rows(group: Group, outputs: list[ModelOutput]) -> list[OrbitRow]:
+    best = [output.probabilities.max(dim=1) for output in outputs]  # per model: (values, digits), each (|G|,)
+    confidences = [values.tolist() for values, _ in best]
+    digits = [indices.tolist() for _, indices in best]
+    return [
+        OrbitRow(
+            element=g,
+            degrees=group.degrees(g),
+            reflection=group.is_reflection(g),
+            predictions=[
+                OrbitPrediction(model=output.name, digit=digits[m][g], confidence=round(confidences[m][g], 6))
+                for m, output in enumerate(outputs)
+            ],
+        )
+        for g in group.elements()
+    ]
+
+
+def _summary(output: ModelOutput) -> OrbitSummary:
+    digits = output.probabilities.argmax(dim=1)  # (|G|,)
+    upright = int(digits[0])
+    return OrbitSummary(
+        model=output.name,
+        upright_digit=upright,
+        distinct_predictions=int(digits.unique().numel()),
+        agreement=round(float((digits == upright).float().mean()), 6),
+    )

@@ -1,0 +1,80 @@
+"""POST /rotate: the uploaded picture itself, transformed, as PNG."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import numpy as np
+from fastapi import APIRouter, Depends
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
+from app.dependencies import MetricsDep, SettingsDep, TorchWorkerDep, TransformDep, UploadDep, require_multipart
+from app.errors import ImageTooLargeError
+from app.imaging import decode_image, encode_png, to_display_pixels
+from app.problems import problem_responses
+from app.transforms import Transform, transform_picture
+from app.uploads import read_upload
+
+router = APIRouter(tags=["rotate"], dependencies=[Depends(require_multipart)])
+
+_PNG_RESPONSE = {
+    200: {
+        "description": "The transformed picture as PNG. Headers: X-Rotation-Degrees, X-Reflection.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+
+
+@router.post(
+    "/rotate",
+    summary="Rotate (or mirror) the uploaded picture",
+    description=(
+        "Decodes the upload (first frame, EXIF orientation applied) and returns it transformed by a group "
+        "element (`group` + `element`) or an angle, as PNG, in colour. Quarter turns and mirrors are exact; a "
+        "quarter turn of a non-square picture swaps width and height. Other angles interpolate bilinearly about "
+        "the centre, keep the size, and make the uncovered corners transparent; they are limited to "
+        "GCNN_MAX_ROTATE_PIXELS pixels. No preprocessing: this is the picture, not the model input."
+    ),
+    response_class=Response,
+    responses={**_PNG_RESPONSE, **problem_responses(400, 413, 415, 422, 500)},
+)
+async def rotate_picture(
+    file: UploadDep,
+    transform: TransformDep,
+    settings: SettingsDep,
+    worker: TorchWorkerDep,
+    metrics: MetricsDep,
+) -> Response:
+    upload = await read_upload(file, settings.max_upload_bytes)
+    pixels = await run_in_threadpool(_decode, upload.data, settings.max_pixels)
+    height, width = pixels.shape[:2]
+    if not transform.is_exact and height * width > settings.max_rotate_pixels:
+        raise ImageTooLargeError(
+            f"rotating by {transform.degrees:g} degrees interpolates, which is limited to "
+            f"{settings.max_rotate_pixels} pixels; this image has {height * width} (quarter turns have no limit)"
+        )
+    # torch work runs on the inference thread, so a large rotation never competes with the models for cores
+    png = await worker.run(_transform_to_png, pixels, transform)
+    metrics.images.labels("/rotate").inc()
+    return Response(png, media_type="image/png", headers=_headers(upload.filename, transform))
+
+
+def _decode(data: bytes, max_pixels: int) -> np.ndarray:
+    return to_display_pixels(decode_image(data, max_pixels))
+
+
+def _transform_to_png(pixels: np.ndarray, transform: Transform) -> bytes:
+    return encode_png(transform_picture(pixels, transform))
+
+
+def _headers(filename: str | None, transform: Transform) -> dict[str, str]:
+    stem = (filename or "image").rsplit(".", 1)[0] or "image"
+    name = f"{stem}-rotated.png"
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "_").replace("?", "_")
+    return {
+        # RFC 6266: an ASCII fallback, and the exact (possibly unicode) name percent-encoded
+        "Content-Disposition": f"inline; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Rotation-Degrees": f"{transform.degrees:g}",
+        "X-Reflection": "true" if transform.reflection else "false",
+    }

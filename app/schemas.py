@@ -1,0 +1,250 @@
+"""Response bodies of the API (errors: :class:`app.problems.Problem`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.preprocessing import PreprocessMode
+
+__all__ = [
+    "ClassifyBatchResponse",
+    "ClassifyResponse",
+    "GroupElementInfo",
+    "GroupResponse",
+    "HealthResponse",
+    "ModelInfo",
+    "ModelPrediction",
+    "ModelsResponse",
+    "OrbitResponse",
+    "OrbitRow",
+    "OrbitSummary",
+    "ReadyResponse",
+    "TopPrediction",
+    "TransformInfo",
+]
+
+_PROBABILITIES_EXAMPLE = [0.0001, 0.0002, 0.0004, 0.0009, 0.0003, 0.0001, 0.0, 0.9952, 0.0002, 0.0026]
+_PREDICTION_EXAMPLE = {
+    "model": "gcnn_c8_wide",
+    "digit": 7,
+    "confidence": 0.9952,
+    "probabilities": _PROBABILITIES_EXAMPLE,
+    "top3": [{"digit": 7, "probability": 0.9952}, {"digit": 9, "probability": 0.0026},
+             {"digit": 3, "probability": 0.0009}],
+    "inference_ms": 4.81,
+}  # fmt: skip
+_TRANSFORM_EXAMPLE = {"kind": "element", "group": "C8", "element": 3, "degrees": 135.0, "reflection": False,
+                      "exact": False}  # fmt: skip
+
+
+class TopPrediction(BaseModel):
+    digit: int = Field(ge=0, le=9)
+    probability: float = Field(ge=0, le=1)
+
+
+class ModelPrediction(BaseModel):
+    """One model's answer for one image."""
+
+    model: str = Field(description="Checkpoint name, as in GET /models.")
+    digit: int = Field(ge=0, le=9, description="The predicted digit (the most probable class).")
+    confidence: float = Field(ge=0, le=1, description="The predicted digit's probability.")
+    probabilities: list[float] = Field(min_length=10, max_length=10, description="Softmax over digits 0..9.")
+    top3: list[TopPrediction] = Field(min_length=3, max_length=3, description="The three most probable digits.")
+    inference_ms: float = Field(
+        ge=0, description="This model's forward pass in milliseconds (for a batch: the whole batch's pass)."
+    )
+
+
+class TransformInfo(BaseModel):
+    """The transformation applied to the 28x28 image before classification (or to the upload, for /rotate)."""
+
+    kind: Literal["identity", "element", "angle"]
+    group: str | None = Field(None, description="The group, when a group element was asked for.")
+    element: int | None = Field(None, description="The element index i = s*N + k (r^k m^s).")
+    degrees: float = Field(ge=0, lt=360, description="Counter-clockwise rotation in degrees, in [0, 360).")
+    reflection: bool = Field(description="Whether the image was first mirrored left-right.")
+    exact: bool = Field(description="A quarter turn or mirror: an exact pixel permutation, no interpolation.")
+
+
+class ClassifyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
+                    "filename": "seven.png",
+                    "preprocess": "auto",
+                    "transform": _TRANSFORM_EXAMPLE,
+                    "predictions": [
+                        {
+                            **_PREDICTION_EXAMPLE,
+                            "model": "cnn_seed",
+                            "digit": 2,
+                            "confidence": 0.41,
+                            "inference_ms": 1.63,
+                        },
+                        _PREDICTION_EXAMPLE,
+                    ],
+                    "image": None,
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    filename: str | None = Field(description="The upload's file name, reduced to its last path component.")
+    preprocess: PreprocessMode
+    transform: TransformInfo
+    predictions: list[ModelPrediction] = Field(description="One entry per loaded model, in GET /models order.")
+    image: str | None = Field(
+        None, description="With return_image=true: the 28x28 image the models saw, as a base64 PNG."
+    )
+
+
+class BatchItem(BaseModel):
+    index: int = Field(ge=0, description="Position of the file in the request.")
+    filename: str | None
+    predictions: list[ModelPrediction]
+    image: str | None = None
+
+
+class ClassifyBatchResponse(BaseModel):
+    request_id: str
+    preprocess: PreprocessMode
+    transform: TransformInfo
+    count: int = Field(ge=1)
+    items: list[BatchItem]
+
+
+class OrbitPrediction(BaseModel):
+    model: str
+    digit: int = Field(ge=0, le=9)
+    confidence: float = Field(ge=0, le=1)
+
+
+class OrbitRow(BaseModel):
+    element: int = Field(ge=0)
+    degrees: float = Field(ge=0, lt=360)
+    reflection: bool
+    predictions: list[OrbitPrediction]
+
+
+class OrbitSummary(BaseModel):
+    model: str
+    upright_digit: int = Field(ge=0, le=9, description="The prediction for the identity element.")
+    distinct_predictions: int = Field(ge=1, description="How many different digits the model answers over the orbit.")
+    agreement: float = Field(
+        ge=0, le=1, description="Fraction of the orbit's elements whose prediction equals the upright one."
+    )
+
+
+class OrbitResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
+                    "filename": "seven.png",
+                    "group": "C4",
+                    "order": 4,
+                    "preprocess": "auto",
+                    "rows": [
+                        {
+                            "element": k,
+                            "degrees": 90.0 * k,
+                            "reflection": False,
+                            "predictions": [
+                                {"model": "cnn_seed", "digit": d, "confidence": c},
+                                {"model": "gcnn_c8_wide", "digit": 7, "confidence": 0.99},
+                            ],
+                        }
+                        for k, (d, c) in enumerate([(7, 0.99), (4, 0.52), (2, 0.61), (7, 0.44)])
+                    ],
+                    "summary": [
+                        {"model": "cnn_seed", "upright_digit": 7, "distinct_predictions": 3, "agreement": 0.5},
+                        {"model": "gcnn_c8_wide", "upright_digit": 7, "distinct_predictions": 1, "agreement": 1.0},
+                    ],
+                    "image": None,
+                }
+            ]
+        }
+    )
+
+    request_id: str
+    filename: str | None
+    group: str
+    order: int = Field(ge=1)
+    preprocess: PreprocessMode
+    rows: list[OrbitRow] = Field(description="One row per group element, in element order (0 = identity).")
+    summary: list[OrbitSummary] = Field(description="Per model: how stable its prediction is over the orbit.")
+    image: str | None = Field(None, description="With return_image=true: the upright 28x28 input as base64 PNG.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    architecture: str
+    group: str | None = Field(description="The symmetry group the network is equivariant to; null for the plain CNN.")
+    parameters: int | None
+    sha256: str = Field(description="SHA-256 of the weights file, verified at load time.")
+    weights_file: str
+    config: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="Evaluation on the MNIST test set, upright and randomly rotated.")
+    training: dict[str, Any] = Field(description="Training run: epochs, learning rate, history, ...")
+    torch_version: str | None = None
+    created: str | None = None
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class GroupElementInfo(BaseModel):
+    index: int = Field(ge=0, description="i = s*N + k, standing for r^k m^s.")
+    rotation: int = Field(ge=0, description="k: the number of 360/N-degree counter-clockwise steps.")
+    degrees: float = Field(ge=0, lt=360)
+    reflection: bool = Field(description="s = 1: mirror left-right first, then rotate.")
+    exact: bool = Field(description="Maps the pixel grid onto itself (multiple of 90 degrees).")
+    matrix: list[list[float]] = Field(description="2x2 matrix acting on plane points (x right, y up).")
+
+
+class GroupResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "C4",
+                    "order": 4,
+                    "rotations": 4,
+                    "reflections": False,
+                    "elements": [
+                        {
+                            "index": 1,
+                            "rotation": 1,
+                            "degrees": 90.0,
+                            "reflection": False,
+                            "exact": True,
+                            "matrix": [[0.0, -1.0], [1.0, 0.0]],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+    name: str
+    order: int
+    rotations: int = Field(description="N: the number of rotations.")
+    reflections: bool = Field(description="D_N (true) or C_N (false).")
+    elements: list[GroupElementInfo]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyResponse(BaseModel):
+    status: Literal["ready"] = "ready"
+    models: list[str]
+    torch_threads: int

@@ -1,0 +1,104 @@
+"""Service configuration, read from ``GCNN_*`` environment variables.
+
+Routes receive the settings through :func:`get_settings` (a cached dependency);
+tests override that dependency to run the app with other limits or weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["DEFAULT_WEIGHTS_DIR", "Settings", "get_settings"]
+
+# Resolved from the package, not the working directory, so `uvicorn app.main:app`
+# finds the shipped checkpoints from anywhere (and inside a container).
+DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; each field is ``GCNN_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="GCNN_", extra="ignore", frozen=True)
+
+    weights_dir: Path = Field(DEFAULT_WEIGHTS_DIR, description="Folder holding <name>.json cards and their weights.")
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        ("cnn_seed", "gcnn_c8_wide"), description="Checkpoint names to load, comma-separated, in display order."
+    )
+    max_upload_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes (413 above).")
+    max_pixels: int = Field(
+        16_777_216, gt=0, description="Largest accepted image, width x height, checked before decoding (413 above)."
+    )
+    max_rotate_pixels: int = Field(
+        4_194_304, gt=0, description="Largest image /rotate turns by an angle that needs interpolation (413 above)."
+    )
+    max_batch: int = Field(16, gt=0, le=1024, description="Most files in one /classify/batch request (413 above).")
+    max_orbit: int = Field(72, gt=0, le=2000, description="Largest group order /orbit accepts (422 above).")
+    torch_threads: int | None = Field(
+        None,
+        gt=0,
+        le=256,
+        description="Intra-op threads for torch; default: usable CPUs / WEB_CONCURRENCY - 1, at least 1.",
+    )
+    log_level: LogLevel = "INFO"
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("models")
+    @classmethod
+    def _check_models(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one model must be configured")
+        for name in value:
+            # names become file names under weights_dir: no separators, no dot-dot
+            if not _MODEL_NAME.match(name) or ".." in name:
+                raise ValueError(f"invalid model name {name!r}")
+        if len(set(value)) != len(value):
+            raise ValueError(f"model names must be unique, got {value}")
+        return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    def resolved_torch_threads(self) -> int:
+        """The intra-op thread count: explicit, or this worker's share of the CPUs less one.
+
+        uvicorn and gunicorn start ``WEB_CONCURRENCY`` worker processes; giving each
+        all cores would oversubscribe the machine. Within a worker, the event loop
+        needs a core too: an OpenMP team that competes with it spins at its barriers
+        (measured on a 2-core box: 2 threads took a 7 ms inference to 100+ ms under
+        load, 1 thread stayed at 7 ms). Hence ``cpus // workers - 1``, at least 1.
+        """
+        if self.torch_threads is not None:
+            return self.torch_threads
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        try:
+            workers = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
+        except ValueError:
+            logging.getLogger(__name__).warning("ignoring non-integer WEB_CONCURRENCY")
+            workers = 1
+        return max(1, cpus // workers - 1)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (a FastAPI dependency; tests override it)."""
+    return Settings()
