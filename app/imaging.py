@@ -37,14 +37,22 @@ SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 # What clients put in a multipart part's Content-Type for those formats (aliases included).
 SUPPORTED_MEDIA_TYPES = frozenset(
     {
-        "image/png", "image/x-png", "image/apng",
-        "image/jpeg", "image/jpg", "image/pjpeg",
+        "image/png",
+        "image/x-png",
+        "image/apng",
+        "image/jpeg",
+        "image/jpg",
+        "image/pjpeg",
         "image/gif",
-        "image/bmp", "image/x-bmp", "image/x-ms-bmp",
+        "image/bmp",
+        "image/x-bmp",
+        "image/x-ms-bmp",
         "image/webp",
-        "image/tiff", "image/tif", "image/x-tiff",
+        "image/tiff",
+        "image/tif",
+        "image/x-tiff",
     }
-)  # fmt: skip
+)
 
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})

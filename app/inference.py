@@ -89,8 +89,12 @@ def load_models(weights_dir: Path, names: Sequence[str]) -> list[LoadedModel]:
         models.append(LoadedModel(name, module, card))
         logger.info(
             "loaded model %s (%s, %s parameters, sha256 %s) in %.2fs",
-            name, card["architecture"], card.get("parameters"), card["sha256"][:12], time.perf_counter() - started,
-        )  # fmt: skip
+            name,
+            card["architecture"],
+            card.get("parameters"),
+            card["sha256"][:12],
+            time.perf_counter() - started,
+        )
     return models
 
 

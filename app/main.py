@@ -112,9 +112,12 @@ def create_app() -> FastAPI:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes,
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
                 tags=app.openapi_tags,
-            )  # fmt: skip
+            )
             app.openapi_schema = add_problem_schemas(schema)
         return app.openapi_schema
 

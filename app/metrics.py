@@ -20,20 +20,28 @@ class Metrics:
             "gcnn_http_requests", "HTTP requests by route template and status.", labels, registry=self.registry
         )
         self.latency = Histogram(
-            "gcnn_http_request_duration_seconds", "Time from request to response, by route and status.",
-            labels, buckets=_LATENCY_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "gcnn_http_request_duration_seconds",
+            "Time from request to response, by route and status.",
+            labels,
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.inference = Histogram(
-            "gcnn_inference_duration_seconds", "One model's forward pass on one batch.",
-            ("model",), buckets=_INFERENCE_BUCKETS, registry=self.registry,
-        )  # fmt: skip
+            "gcnn_inference_duration_seconds",
+            "One model's forward pass on one batch.",
+            ("model",),
+            buckets=_INFERENCE_BUCKETS,
+            registry=self.registry,
+        )
         self.model_images = Counter(
             "gcnn_model_images", "Images run through each model.", ("model",), registry=self.registry
         )
         self.images = Counter(
-            "gcnn_images_processed", "Uploaded images decoded and processed, by endpoint.", ("endpoint",),
+            "gcnn_images_processed",
+            "Uploaded images decoded and processed, by endpoint.",
+            ("endpoint",),
             registry=self.registry,
-        )  # fmt: skip
+        )
         self.ready = Gauge("gcnn_ready", "1 when the models are loaded and self-tested.", registry=self.registry)
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:

@@ -50,7 +50,7 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-ID", request_id)
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
             await send(message)
 
         try:
@@ -68,10 +68,18 @@ class RequestContextMiddleware:
         if metrics is not None:
             metrics.observe_request(scope["method"], endpoint, status, seconds)
         access_logger.info(
-            "%s %s %d", scope["method"], scope["path"], status,
-            extra={"method": scope["method"], "path": scope["path"], "endpoint": endpoint, "status": status,
-                   "duration_ms": round(seconds * 1000, 3)},
-        )  # fmt: skip
+            "%s %s %d",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "endpoint": endpoint,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 3),
+            },
+        )
 
 
 def body_limit(settings: Settings, path: str) -> int:
@@ -100,9 +108,13 @@ class BodyLimitMiddleware:
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             response = problem_response(
-                Request(scope), status=UPLOAD_TOO_LARGE.status, title=UPLOAD_TOO_LARGE.title,
-                detail=_too_large(limit, settings), type_uri=UPLOAD_TOO_LARGE.uri, headers={"Connection": "close"},
-            )  # fmt: skip
+                Request(scope),
+                status=UPLOAD_TOO_LARGE.status,
+                title=UPLOAD_TOO_LARGE.title,
+                detail=_too_large(limit, settings),
+                type_uri=UPLOAD_TOO_LARGE.uri,
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
         received = 0

@@ -139,9 +139,14 @@ def problem_response(
     """The ``application/problem+json`` response; ``request`` supplies path and request id."""
     request_id = getattr(request.state, "request_id", None)
     body = Problem(
-        type=type_uri, title=title, status=status, detail=detail, instance=request.url.path,
-        request_id=request_id, errors=errors,
-    ).model_dump(exclude_none=True)  # fmt: skip
+        type=type_uri,
+        title=title,
+        status=status,
+        detail=detail,
+        instance=request.url.path,
+        request_id=request_id,
+        errors=errors,
+    ).model_dump(exclude_none=True)
     all_headers = dict(headers or {})
     if request_id:
         all_headers["X-Request-ID"] = request_id
@@ -165,10 +170,13 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = [
-        {"loc": [str(part) if not isinstance(part, int) else part for part in error.get("loc", ())],
-         "msg": str(error.get("msg", "")), "type": str(error.get("type", ""))}
+        {
+            "loc": [str(part) if not isinstance(part, int) else part for part in error.get("loc", ())],
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "")),
+        }
         for error in exc.errors()
-    ]  # fmt: skip
+    ]
     # the offending input is never echoed: it may be a megabyte of binary
     detail = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in items)
     return _typed(request, VALIDATION, detail or "the request is invalid", errors=items)
@@ -258,11 +266,19 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
         if examples:
             content["examples"] = examples
-        documented[status] = {"description": _DESCRIPTIONS.get(status, _phrase(status)),
-                              "content": {PROBLEM_MEDIA_TYPE: content}}  # fmt: skip
+        documented[status] = {
+            "description": _DESCRIPTIONS.get(status, _phrase(status)),
+            "content": {PROBLEM_MEDIA_TYPE: content},
+        }
     return documented
 
 
 def _example(problem: ProblemType, detail: str) -> dict[str, Any]:
-    return {"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail,
-            "instance": "/classify", "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b"}  # fmt: skip
+    return {
+        "type": problem.uri,
+        "title": problem.title,
+        "status": problem.status,
+        "detail": detail,
+        "instance": "/classify",
+        "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
+    }

@@ -31,12 +31,21 @@ _PREDICTION_EXAMPLE = {
     "digit": 7,
     "confidence": 0.9952,
     "probabilities": _PROBABILITIES_EXAMPLE,
-    "top3": [{"digit": 7, "probability": 0.9952}, {"digit": 9, "probability": 0.0026},
-             {"digit": 3, "probability": 0.0009}],
+    "top3": [
+        {"digit": 7, "probability": 0.9952},
+        {"digit": 9, "probability": 0.0026},
+        {"digit": 3, "probability": 0.0009},
+    ],
     "inference_ms": 4.81,
-}  # fmt: skip
-_TRANSFORM_EXAMPLE = {"kind": "element", "group": "C8", "element": 3, "degrees": 135.0, "reflection": False,
-                      "exact": False}  # fmt: skip
+}
+_TRANSFORM_EXAMPLE = {
+    "kind": "element",
+    "group": "C8",
+    "element": 3,
+    "degrees": 135.0,
+    "reflection": False,
+    "exact": False,
+}
 
 
 class TopPrediction(BaseModel):

@@ -81,11 +81,12 @@ def transform_picture(pixels: np.ndarray, transform: Transform) -> np.ndarray:
     if transform.is_identity:
         return pixels
     if transform.is_exact:
-        channels_first = torch.from_numpy(pixels) if pixels.ndim == 2 else torch.from_numpy(pixels).permute(2, 0, 1)
+        source = torch.from_numpy(pixels if pixels.flags.writeable else pixels.copy())  # torch wants writable memory
+        channels_first = source if pixels.ndim == 2 else source.permute(2, 0, 1)
         moved = transform.apply(channels_first)  # uint8 rot90/flip, (C, H', W') or (H', W')
         return (moved if moved.dim() == 2 else moved.permute(1, 2, 0)).contiguous().numpy()
     with_alpha = _add_alpha(pixels)  # (H, W, C + 1 or C)
-    values = torch.from_numpy(with_alpha).permute(2, 0, 1).float().div_(255.0)  # (C, H, W)
+    values = torch.from_numpy(with_alpha.astype(np.float32)).permute(2, 0, 1).div_(255.0)  # (C, H, W)
     alpha = values[-1:]
     values[:-1] *= alpha  # premultiply
     rotated = transform.apply(values)
