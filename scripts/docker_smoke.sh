@@ -193,8 +193,13 @@ if [ "$SMOKE_COMPOSE" = 1 ]; then
   dc=("${COMPOSE[@]}" -p "$PROJECT" -f docker-compose.yml -f docker-compose.host.yml)
   log "${COMPOSE[*]} up --build (project $PROJECT) on 127.0.0.1:$PORT"
   "${dc[@]}" config -q
+  previous_image=$(docker image inspect -f '{{.Id}}' equivariant-digits:latest 2>/dev/null || true)
   up_start=$(now)
   "${dc[@]}" up -d --build >&2
+  current_image=$(docker image inspect -f '{{.Id}}' equivariant-digits:latest)
+  if [ -n "$previous_image" ] && [ "$previous_image" != "$current_image" ]; then
+    docker rmi "$previous_image" >/dev/null 2>&1 || true # the build this one replaced, unless still in use
+  fi
   cid=$("${dc[@]}" ps -q app)
   [ -n "$cid" ] || die "compose started no container"
   times=$(wait_ready "$cid" "$PORT" "$up_start")
