@@ -8,7 +8,7 @@
   const GROUPS = ["C4", "C8", "D4"];
   const PAD_INK = "#111";
   const PAD_PAPER = "#fff";
-  const PAD_STROKE = 18; // px on the 280 px pad: about MNIST's pen width once scaled to 20 px
+  const PAD_STROKE = 24; // px on the 280 px pad: about MNIST's pen width (a tenth of the digit's height)
 
   const $ = (id) => document.getElementById(id);
   const el = (tag, props = {}, children = []) => {

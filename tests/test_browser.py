@@ -1,0 +1,284 @@
+"""The demo page in a real browser: Debian's Chromium driven by Playwright.
+
+Starts the real service (``uvicorn app.main:app`` on a free loopback port, the
+shipped weights), then does what a visitor does: draws a digit with mouse
+strokes, waits for both models' answers, turns it by a group element and by the
+free angle, switches to D4, uploads a picture, and finally uploads something that
+is not an image and reads the error message. Along the way it checks that every
+resource the page loads comes from the service itself and that the browser logs
+no errors. Screenshots go to ``artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000  # two shared CPU cores: a first inference can take a few seconds
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}; log:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the service was not ready within {timeout:.0f}s; log:\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[str]:
+    """The real service in its own process: ``uvicorn app.main:app`` on a free loopback port."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = ARTIFACTS / "browser_service.log"
+    env = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(base, process, log_path)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (scripts/install_system_deps.sh)")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class PageLog:
+    """What the browser reports: console messages, uncaught errors, and every URL the page requests."""
+
+    def __init__(self, page: object) -> None:
+        self.console: list[tuple[str, str]] = []
+        self.page_errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda message: self.console.append((message.type, message.text)))  # type: ignore[attr-defined]
+        page.on("pageerror", lambda error: self.page_errors.append(str(error)))  # type: ignore[attr-defined]
+        page.on("request", lambda request: self.requests.append(request.url))  # type: ignore[attr-defined]
+
+    def errors(self) -> list[str]:
+        return [text for kind, text in self.console if kind == "error"] + self.page_errors
+
+
+def _draw_seven(page: object) -> None:
+    """A '7' in two mouse strokes: the bar from left to right, then the diagonal down to the left."""
+    box = page.locator("#pad").bounding_box()  # type: ignore[attr-defined]
+    x, y = box["x"], box["y"]
+    mouse = page.mouse  # type: ignore[attr-defined]
+    mouse.move(x + 80, y + 70)
+    mouse.down()
+    for step in range(1, 11):
+        mouse.move(x + 80 + 12 * step, y + 70)
+    mouse.up()
+    mouse.move(x + 200, y + 72)
+    mouse.down()
+    for step in range(1, 16):
+        mouse.move(x + 200 - 6 * step, y + 72 + 13 * step)
+    mouse.up()
+
+
+def _answers(page: object) -> dict[str, int]:
+    """Each model panel's predicted digit, once every panel shows a finished answer."""
+    page.wait_for_function(  # type: ignore[attr-defined]
+        """() => {
+            const panels = [...document.querySelectorAll('#predictions .model')];
+            return panels.length >= 2 && panels.every((p) => p.dataset.state === 'done');
+        }""",
+        timeout=TIMEOUT_MS,
+    )
+    return page.evaluate(  # type: ignore[attr-defined, no-any-return]
+        "() => Object.fromEntries([...document.querySelectorAll('#predictions .model')]"
+        ".map((p) => [p.dataset.model, Number(p.dataset.digit)]))"
+    )
+
+
+def _seen_image(page: object) -> np.ndarray:
+    """The 28x28 image the models saw, as the page shows it (decoded from its data: URL)."""
+    src = page.get_attribute("#seen", "src")  # type: ignore[attr-defined]
+    assert src and src.startswith("data:image/png;base64,"), src
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"))
+
+
+def _orbit(page: object, order: int) -> list[dict[str, object]]:
+    """The orbit grid's cells (label and per-model digits) once it shows ``order`` of them."""
+    page.wait_for_function(  # type: ignore[attr-defined]
+        f"() => document.querySelector('#orbit').dataset.state === 'done'"
+        f" && document.querySelectorAll('#orbit .orbit-cell').length === {order}",
+        timeout=TIMEOUT_MS,
+    )
+    return page.evaluate(  # type: ignore[attr-defined, no-any-return]
+        """() => [...document.querySelectorAll('#orbit .orbit-cell')].map((cell) => ({
+            label: cell.querySelector('.label').textContent,
+            digits: Object.fromEntries([...cell.querySelectorAll('.answers [data-model]')]
+                .map((s) => [s.dataset.model, Number(s.textContent)])),
+        }))"""
+    )
+
+
+def _photo_of_three(path: Path) -> None:
+    """A '3' as a phone picture of paper would give it: dark ink on light grey, large and off-centre."""
+    sample = np.asarray(Image.open(ROOT / "app/static/sample-3.png").convert("L"), dtype=np.float32)
+    ink = Image.fromarray(sample.astype(np.uint8)).resize((168, 168), Image.Resampling.BICUBIC)
+    paper = np.full((320, 400), 228.0, dtype=np.float32)
+    paper[60:228, 170:338] -= np.asarray(ink, dtype=np.float32) * 0.8
+    Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB").save(path, quality=92)
+
+
+def _screenshot(page: object, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / name
+    # the probability bars glide to their new width: let them arrive
+    page.evaluate("() => Promise.all(document.getAnimations().map((a) => a.finished))")  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    logger.info("screenshot: %s", path)
+    return path
+
+
+def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: Path) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log = PageLog(page)
+    try:
+        page.goto(f"{service}/")
+        page.wait_for_selector("body[data-ready=true]")
+        assert page.title().startswith("Equivariant digits")
+        assert page.get_attribute("a[href='/docs']", "href") == "/docs"
+        assert page.locator("#evaluation tbody tr").count() == 2  # the headline numbers of both models
+        assert "47.11%" in page.inner_text("#evaluation") and "97.80%" in page.inner_text("#evaluation")
+        page.wait_for_function("() => document.querySelector('#plot').naturalWidth > 0")  # the plot really loaded
+
+        # Draw: both models answer, the 28x28 input appears, the orbit under C8 appears.
+        _draw_seven(page)
+        upright = _answers(page)
+        assert set(upright) == {"cnn_seed", "gcnn_c8_wide"}
+        assert upright == {"cnn_seed": 7, "gcnn_c8_wide": 7}, f"a drawn 7 read as {upright}"
+        seen_upright = _seen_image(page)
+        assert seen_upright.shape == (28, 28) and seen_upright.max() > 200  # light ink on black, like MNIST
+        cells = _orbit(page, 8)
+        assert [cell["label"] for cell in cells] == [f"{45 * k}°" for k in range(8)]
+        assert {cell["digits"]["gcnn_c8_wide"] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
+        assert "7 under all 8 elements" in page.inner_text("#orbit-summary")
+
+        # Rotate by a group element (C8 element 2: a quarter turn): new predictions, a turned input.
+        with page.expect_response(lambda r: "/classify?" in r.url and "group=C8&element=2" in r.url) as response:
+            page.click("#elements button[data-element='2']")
+        assert response.value.status == 200
+        turned = _answers(page)
+        assert turned["gcnn_c8_wide"] == 7, "an exact quarter turn must not change the G-CNN's answer"
+        assert "90°" in page.inner_text("#transform-label")
+        assert page.get_attribute("#elements button[data-element='2']", "aria-pressed") == "true"
+        # What the models saw is the upright input turned counter-clockwise, pixel for pixel.
+        assert np.array_equal(_seen_image(page), np.rot90(seen_upright, k=1))
+        page.wait_for_function("() => document.querySelector('#rotated').naturalWidth > 0")
+
+        # An eighth turn (interpolated): the G-CNN still reads a 7. This state is the screenshot.
+        page.click("#elements button[data-element='3']")
+        assert _answers(page)["gcnn_c8_wide"] == 7
+        assert "135°" in page.inner_text("#transform-label")
+        page.wait_for_function("() => document.querySelector('#rotated').naturalWidth > 0")
+        _screenshot(page, "demo_page.png")
+
+        # The free angle slider: another transform, other predictions.
+        with page.expect_response(lambda r: "/classify?" in r.url and "angle=30" in r.url):
+            page.fill("#angle", "30")
+        _answers(page)
+        assert "30°" in page.inner_text("#transform-label")
+
+        # D4: reflections join the orbit.
+        with page.expect_response(lambda r: "/orbit?group=D4" in r.url):
+            page.check("input[name=group][value=D4]")
+        d4 = _orbit(page, 8)
+        assert [cell["label"] for cell in d4][4:] == [f"↔ {90 * k}°" for k in range(4)]
+        assert page.locator("#elements button").count() == 8
+
+        # Upload a picture: the answers are for the upload now.
+        photo = tmp_path / "three.jpg"
+        _photo_of_three(photo)
+        page.set_input_files("#upload", str(photo))
+        page.wait_for_function("() => document.querySelector('#input-hint').textContent.includes('three.jpg')")
+        uploaded = _answers(page)
+        assert uploaded["gcnn_c8_wide"] == 3, f"the uploaded 3 read as {uploaded}"
+
+        # Nothing came from anywhere but the service, and the browser reported no error.
+        foreign = [url for url in log.requests if not url.startswith((service, "data:", "blob:"))]
+        assert foreign == [], f"the page loaded resources from elsewhere: {foreign}"
+        assert log.errors() == [], f"browser errors: {log.errors()}"
+
+        # An API error is shown as a readable message (the browser logs the 415 itself; that is expected).
+        not_an_image = tmp_path / "notes.txt"
+        not_an_image.write_text("this is not a digit\n")
+        page.set_input_files("#upload", str(not_an_image))
+        page.wait_for_selector("#error:not([hidden])")
+        message = page.inner_text("#error")
+        assert "Unsupported media type" in message and "notes.txt" in message, message
+        _screenshot(page, "demo_page_error.png")
+        unexpected = [e for e in log.errors() if "status of 415" not in e]
+        assert unexpected == [], f"browser errors besides the expected 415: {unexpected}"
+    finally:
+        context.close()
