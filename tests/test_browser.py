@@ -282,3 +282,29 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         assert unexpected == [], f"browser errors besides the expected 415: {unexpected}"
     finally:
         context.close()
+
+
+def test_demo_page_draws_with_touch(service: str, browser: object) -> None:
+    """A finger on a touch screen draws too (touch events through Chromium's input pipeline)."""
+    context = browser.new_context(viewport={"width": 412, "height": 915}, has_touch=True, is_mobile=True)  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log = PageLog(page)
+    try:
+        page.goto(f"{service}/")
+        page.wait_for_selector("body[data-ready=true]")
+        box = page.locator("#pad").bounding_box()
+        x, y = box["x"] + box["width"] / 2, box["y"] + 30
+        cdp = context.new_cdp_session(page)
+        # a '1': one vertical swipe down the middle of the pad
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, 21):
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y + 11 * step}]})
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        answers = _answers(page)
+        assert answers["gcnn_c8_wide"] == 1, f"a swiped 1 read as {answers}"
+        assert page.evaluate("() => window.scrollY") == 0, "the swipe scrolled the page instead of drawing"
+        _screenshot(page, "demo_page_touch.png")
+        assert log.errors() == [], f"browser errors: {log.errors()}"
+    finally:
+        context.close()
