@@ -50,7 +50,10 @@ _NOISE_FLOOR = 0.2  # normalised intensity below which a pixel is background (pa
 _INK_LEVEL = 0.4  # normalised intensity that counts as ink when cropping
 _STRAY_INK = 0.002  # fraction of ink mass ignored at each extreme when cropping
 _WORK_SIZE = 80  # long side (px) of the crop while strokes are normalised: 4x the 20 px box
-_MIN_STROKE = 8.0  # pen width at _WORK_SIZE that matches MNIST's ~2 px at 20 px
+# Pen width, as _stroke_width estimates it at _WORK_SIZE, below which a digit is thinner than ~90% of
+# MNIST's (measured on the test set: 5th percentile 2.6, median 3.9). Only such digits are thickened.
+_MIN_STROKE = 3.0
+_DILATIONS = 4  # at most 8 px of extra pen width at _WORK_SIZE (2 px at 20 px)
 
 
 class PreprocessMode(enum.StrEnum):
@@ -89,7 +92,7 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
     """MNIST's recipe on any 8-bit grey image (see the module docstring); ``(28, 28)`` float32."""
     ink = _ink_intensity(grey)
     top, bottom, left, right = _ink_box(ink)
-    digit = _normalise_strokes(ink[top:bottom, left:right])
+    digit = _normalise_strokes(_clean(ink[top:bottom, left:right]))
     height, width = digit.shape
     scale = DIGIT_BOX / max(height, width)
     digit = _resize(digit, max(1, round(height * scale)), max(1, round(width * scale)))
@@ -100,7 +103,7 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
 
 
 def _ink_intensity(grey: np.ndarray) -> np.ndarray:
-    """Ink as float32 in [0, 1] on a 0 background, whatever the polarity of the upload."""
+    """How much darker (or lighter) than the paper each pixel is, float32 >= 0, whatever the polarity."""
     values = grey.astype(np.float32) / 255.0
     border = max(1, round(min(values.shape) * 0.05))
     frame = np.concatenate(
@@ -109,19 +112,15 @@ def _ink_intensity(grey: np.ndarray) -> np.ndarray:
     background = float(np.median(frame))
     if background > 0.5:  # light paper, dark ink
         values, background = 1.0 - values, 1.0 - background
-    contrast = float(values.max()) - background
-    if contrast * 255.0 < MIN_CONTRAST:
+    ink = np.clip(values - background, 0.0, None)
+    if float(ink.max()) * 255.0 < MIN_CONTRAST:
         raise NoInkError("no digit found: nothing stands out from the background")
-    ink = (values - background) / contrast
-    ink[ink < _NOISE_FLOOR] = 0.0
-    return np.clip(ink, 0.0, 1.0, out=ink)
+    return ink
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
     """``(top, bottom, left, right)`` (bottom/right exclusive) around the ink mass."""
-    mass = np.where(ink >= _INK_LEVEL, ink, 0.0)
-    if not mass.any():
-        raise NoInkError("no digit found: no stroke is dark enough against the background")
+    mass = np.where(ink >= _INK_LEVEL * float(ink.max()), ink, 0.0)
     top, bottom = _mass_interval(mass.sum(axis=1))
     left, right = _mass_interval(mass.sum(axis=0))
     return top, bottom, left, right
@@ -135,21 +134,32 @@ def _mass_interval(profile: np.ndarray) -> tuple[int, int]:
     return start, max(stop, start + 1)
 
 
+def _clean(crop: np.ndarray) -> np.ndarray:
+    """The cropped ink scaled to [0, 1] by its own peak (so a speck outside the crop changes nothing),
+    with paper texture and compression noise set to exactly 0, as MNIST's background is."""
+    scaled = crop / float(crop.max())
+    scaled[scaled < _NOISE_FLOOR] = 0.0
+    return scaled
+
+
 def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
     """The crop at a working size (long side 80 px), strokes thickened to at least MNIST's pen width."""
     height, width = crop.shape
     scale = _WORK_SIZE / max(height, width)
     work = _resize(crop, max(1, round(height * scale)), max(1, round(width * scale)))
-    image = Image.fromarray(work)
-    for _ in range(4):  # each 3x3 dilation widens a stroke by 2 px
+    # room to grow: a thin vertical stroke (a '1') is only a pixel or two wide here
+    image = Image.fromarray(np.pad(work, _DILATIONS))
+    for _ in range(_DILATIONS):  # each 3x3 dilation widens a stroke by 2 px
         if _stroke_width(np.asarray(image)) >= _MIN_STROKE:
             break
         image = image.filter(ImageFilter.MaxFilter(3))
-    return np.asarray(image, dtype=np.float32)
+    grown = np.asarray(image, dtype=np.float32)
+    rows, cols = np.nonzero(grown > 0.0)
+    return grown[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
 def _stroke_width(ink: np.ndarray) -> float:
-    """Mean pen width in pixels: ink area over half its outline length (exact for long strokes)."""
+    """Mean pen width in pixels: ink area over its length, the length being half the outline (long strokes)."""
     mask = ink >= 0.5
     area = int(mask.sum())
     if area == 0:
@@ -161,7 +171,7 @@ def _stroke_width(ink: np.ndarray) -> float:
         + (padded[1:-1, 1:-1] != padded[1:-1, :-2]).sum()
         + (padded[1:-1, 1:-1] != padded[1:-1, 2:]).sum()
     )
-    return 2.0 * area / max(int(edges) / 2.0, 1.0)
+    return 2.0 * area / max(int(edges), 1)
 
 
 def _resize(values: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -245,11 +245,17 @@ _DESCRIPTIONS = {
 
 
 def add_problem_schemas(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Put :class:`Problem` (referenced by :func:`problem_responses`) into the schema's components."""
+    """Put :class:`Problem` (referenced by :func:`problem_responses`) into the schema's components, and
+    document FastAPI's automatic 422 responses as the problems they are."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     generated = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(generated.pop("$defs", {}))
     schemas["Problem"] = generated
+    for item in openapi.get("paths", {}).values():
+        for operation in item.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in str(responses.get("422", "")):
+                responses["422"] = problem_responses(422)[422]
     for unused in ("HTTPValidationError", "ValidationError"):  # FastAPI's default 422 body, replaced by Problem
         schemas.pop(unused, None)
     return openapi

@@ -54,7 +54,7 @@ def _model_info(model: LoadedModel) -> ModelInfo:
         "360/N degrees, m the left-right mirror (applied first). Matrices act on plane points (x right, y up) "
         "and are rounded to 12 decimals."
     ),
-    responses=problem_responses(404, 500),
+    responses=problem_responses(404, 422, 500),
 )
 def describe_group(
     name: Annotated[str, Path(max_length=16, description="`C<N>` or `D<N>`, e.g. C4, C8, D4.", examples=["D4"])],
