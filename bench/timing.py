@@ -5,6 +5,8 @@ sees every ATen op whatever module path produced it. It counts 2 FLOPs per
 multiply-add of convolutions (``aten.convolution`` and its backward) and matrix
 products (``mm``, ``addmm``, ``bmm``: the linear head and, when they run, kernel
 expansions); bias adds, batch norm, ReLU, pooling and means are not counted.
+oneDNN's fused inference convolution (``mkldnn::_convolution_pointwise``, see
+:class:`model.layers.FusedConvReLU`) is counted like ``aten.convolution``.
 """
 
 from __future__ import annotations
@@ -16,9 +18,18 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 __all__ = ["Timing", "count_flops", "matmul_gflops", "set_kernel_cache", "time_calls"]
+
+
+if hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
+
+    @register_flop_formula(torch.ops.mkldnn._convolution_pointwise)
+    def _fused_conv_flops(
+        x_shape: list[int], w_shape: list[int], *args: object, out_shape: list[int], **kwargs: object
+    ) -> int:
+        return conv_flop_count(x_shape, w_shape, out_shape)
 
 
 @dataclass(frozen=True)

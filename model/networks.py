@@ -8,20 +8,36 @@ element of its group, exactly for quarter turns and mirrors when every pooled
 map has an even size.
 
 ``BaselineCNN``: the same design with plain ``Conv2d`` layers, no symmetry.
+
+Both run inference (eval mode, autograd off) through a fused path: each
+conv + batch norm + ReLU is one cached convolution on channels-last maps (see
+:class:`model.layers.FusedConvReLU`); the G-CNN pools space on ``(B, C*|G|, H, W)``
+views. Same outputs as the layer-by-layer path up to float rounding.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from model.groups import get_group
-from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
+from model.layers import (
+    FusedConvReLU,
+    GroupBatchNorm,
+    GroupConv2d,
+    GroupPool,
+    InferenceCache,
+    LiftingConv2d,
+    batch_norm_key,
+    fold_batch_norm,
+    tensor_key,
+)
 
 __all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
 
@@ -75,10 +91,22 @@ class BaselineCNN(nn.Module):
         )
         self.norms = nn.ModuleList(nn.BatchNorm2d(width) for width in widths[1:])
         self.head = nn.Linear(config.hidden_channels, config.out_channels)
+        self._fused = [InferenceCache() for _ in self.convs]
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=False)):
+        if can_fuse(self, self.norms):
+            return self._forward_features_fused(x)
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             x = F.relu(norm(conv(x)))  # (B, C, H, W)
+            if index in self.config.pool_after:
+                x = F.max_pool2d(x, 2)
+        return x
+
+    def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
+        for index, cache in enumerate(self._fused):
+            conv, norm = cast(nn.Conv2d, self.convs[index]), cast(nn.BatchNorm2d, self.norms[index])
+            key = (*tensor_key(conv.weight, conv.bias), *batch_norm_key(norm))
+            x = cache.get(key, functools.partial(_fuse_conv2d, conv, norm))(x)  # (B, C, H, W): relu(norm(conv(x)))
             if index in self.config.pool_after:
                 x = F.max_pool2d(x, 2)
         return x
@@ -112,11 +140,23 @@ class GroupEquivariantCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')``."""
-        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=False)):
+        if can_fuse(self, self.norms):
+            return self._forward_features_fused(x)
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             x = F.relu(norm(conv(x)))  # (B, C, G, H, W)
             if index in self.config.pool_after:
-                x = F.max_pool3d(x, kernel_size=(1, 2, 2))  # space only, never the group axis
+                x = F.max_pool2d(x.flatten(1, 2), 2).unflatten(1, x.shape[1:3])  # space only, never the group axis
         return x
+
+    def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:
+            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
+            conv, norm = cast(LiftingConv2d | GroupConv2d, conv), cast(GroupBatchNorm, norm)
+            x = conv.forward_fused(x, norm)  # (B, C*G, H, W), channels-last: relu(norm(conv(x)))
+            if index in self.config.pool_after:
+                x = F.max_pool2d(x, 2)  # space only: the group axis is folded into channels
+        return x.unflatten(1, (self.config.hidden_channels, self.group.order))  # (B, C, G, H, W)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         invariant = self.group_pool(x).mean(dim=(-2, -1))  # (B, C, G, H, W) -> (B, C)
@@ -124,3 +164,18 @@ class GroupEquivariantCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+
+def can_fuse(model: nn.Module, norms: nn.ModuleList) -> bool:
+    """Whether ``model`` may take the fused inference path: eval mode, autograd
+    off, and every batch norm using its running statistics."""
+    return (
+        not model.training
+        and not torch.is_grad_enabled()
+        and all(not norm.training and norm.running_mean is not None for norm in norms)
+    )
+
+
+def _fuse_conv2d(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> FusedConvReLU:
+    weight, bias = fold_batch_norm(conv.weight, conv.bias, norm)
+    return FusedConvReLU(weight, bias, stride=conv.stride[0], padding=int(conv.padding[0]))  # type: ignore[arg-type]
