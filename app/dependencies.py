@@ -1,4 +1,8 @@
-"""FastAPI dependencies and their ``Annotated`` aliases, in one place."""
+"""FastAPI dependencies and their ``Annotated`` aliases, in one place.
+
+Every dependency is ``async def`` although none awaits: FastAPI runs a plain
+``def`` dependency on a worker thread, a hop that costs more than the work.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ __all__ = [
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_engine(request: Request) -> InferenceEngine:
+async def get_engine(request: Request) -> InferenceEngine:
     """The loaded models; 503 while they are loading or after they failed to load."""
     engine: InferenceEngine | None = getattr(request.app.state, "engine", None)
     if engine is None:
@@ -39,19 +43,19 @@ def get_engine(request: Request) -> InferenceEngine:
     return engine
 
 
-def get_torch_worker(request: Request) -> TorchWorker:
+async def get_torch_worker(request: Request) -> TorchWorker:
     return request.app.state.torch_worker  # type: ignore[no-any-return]
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
 
-def get_request_id(request: Request) -> str:
+async def get_request_id(request: Request) -> str:
     return str(request.state.request_id)
 
 
-def require_multipart(request: Request) -> None:
+async def require_multipart(request: Request) -> None:
     """415 for a body declared as anything but multipart/form-data (no Content-Type: the body is empty)."""
     declared = request.headers.get("content-type")
     if declared is not None and not declared.lower().lstrip().startswith("multipart/form-data"):
@@ -62,7 +66,7 @@ def require_multipart(request: Request) -> None:
         )
 
 
-def requested_transform(
+async def requested_transform(
     group: Annotated[
         str | None,
         Query(
@@ -103,7 +107,7 @@ def requested_transform(
     return Transform.from_element(parse_group(group), element)
 
 
-def preprocess_mode(
+async def preprocess_mode(
     preprocess: Annotated[
         PreprocessMode,
         Query(
@@ -116,7 +120,7 @@ def preprocess_mode(
     return preprocess
 
 
-def return_image_flag(
+async def return_image_flag(
     return_image: Annotated[
         bool, Query(description="Also return the 28x28 image the models saw, as a base64 PNG.")
     ] = False,

@@ -8,6 +8,7 @@ needs the models answers 503 until a restart with good weights.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,10 +49,10 @@ TAGS = [
 ]
 
 
-def _settings_for(app: FastAPI) -> Settings:
-    """The settings the routes will see: tests override the get_settings dependency."""
-    provider = app.dependency_overrides.get(get_settings, get_settings)
-    return provider()  # type: ignore[no-any-return]
+async def _settings_for(app: FastAPI) -> Settings:
+    """The settings the routes will see: tests override the get_settings dependency (sync or async)."""
+    settings = app.dependency_overrides.get(get_settings, get_settings)()
+    return await settings if inspect.isawaitable(settings) else settings  # type: ignore[no-any-return]
 
 
 def _start_engine(settings: Settings, worker: TorchWorker, metrics: Metrics) -> InferenceEngine:
@@ -64,7 +65,7 @@ def _start_engine(settings: Settings, worker: TorchWorker, metrics: Metrics) -> 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = _settings_for(app)
+    settings = await _settings_for(app)
     configure_logging(settings.log_level)
     worker = TorchWorker()
     app.state.settings, app.state.torch_worker, app.state.engine, app.state.load_error = settings, worker, None, None

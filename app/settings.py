@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["DEFAULT_WEIGHTS_DIR", "Settings", "get_settings"]
+__all__ = ["DEFAULT_WEIGHTS_DIR", "Settings", "environment_settings", "get_settings"]
 
 # Resolved from the package, not the working directory, so `uvicorn app.main:app`
 # finds the shipped checkpoints from anywhere (and inside a container).
@@ -99,6 +99,14 @@ class Settings(BaseSettings):
 
 
 @lru_cache
-def get_settings() -> Settings:
-    """The process-wide settings (a FastAPI dependency; tests override it)."""
+def environment_settings() -> Settings:
+    """The settings of this process's environment, read once."""
     return Settings()
+
+
+async def get_settings() -> Settings:
+    """The settings, as a FastAPI dependency (tests override it).
+
+    ``async`` so that FastAPI calls it on the event loop rather than on a worker thread.
+    """
+    return environment_settings()

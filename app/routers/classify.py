@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import (
     EngineDep,
@@ -49,8 +48,7 @@ async def classify(
     request_id: RequestIdDep,
 ) -> ClassifyResponse:
     upload = await read_upload(file, settings.max_upload_bytes)
-    batch = await run_in_threadpool(prepare_batch, [upload], settings.max_pixels, preprocess, transform)
-    outputs = await engine.classify(batch)
+    batch, outputs = await engine.classify(prepare_batch, [upload], settings.max_pixels, preprocess, transform)
     metrics.images.labels("/classify").inc()
     return ClassifyResponse(
         request_id=request_id,
@@ -85,8 +83,7 @@ async def classify_batch(
     if len(files) > settings.max_batch:
         raise TooManyFilesError(f"{len(files)} files in one batch; the limit is {settings.max_batch}")
     uploads = await read_uploads(files, settings.max_upload_bytes)
-    batch = await run_in_threadpool(prepare_batch, uploads, settings.max_pixels, preprocess, transform)
-    outputs = await engine.classify(batch)
+    batch, outputs = await engine.classify(prepare_batch, uploads, settings.max_pixels, preprocess, transform)
     metrics.images.labels("/classify/batch").inc(len(uploads))
     items = [
         BatchItem(

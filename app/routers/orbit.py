@@ -6,7 +6,6 @@ from typing import Annotated
 
 import torch
 from fastapi import APIRouter, Depends, Query
-from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import (
     EngineDep,
@@ -21,10 +20,11 @@ from app.dependencies import (
 from app.errors import InvalidTransformError
 from app.inference import ModelOutput
 from app.pipeline import prepare_batch, to_png_base64
+from app.preprocessing import PreprocessMode
 from app.problems import problem_responses
 from app.schemas import OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
 from app.transforms import Transform, parse_group
-from app.uploads import read_upload
+from app.uploads import Upload, read_upload
 from model.groups import Group
 
 router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipart)])
@@ -66,9 +66,7 @@ async def orbit(
             f"{symmetry.name} has {symmetry.order} elements; /orbit allows at most {settings.max_orbit}"
         )
     upload = await read_upload(file, settings.max_upload_bytes)
-    upright = await run_in_threadpool(prepare_batch, [upload], settings.max_pixels, preprocess, Transform())
-    batch = torch.cat([symmetry.transform_images(upright, g) for g in symmetry.elements()])  # (|G|, 1, 28, 28)
-    outputs = await engine.classify(batch)
+    batch, outputs = await engine.classify(_orbit_batch, upload, settings.max_pixels, preprocess, symmetry)
     metrics.images.labels("/orbit").inc()
     return OrbitResponse(
         request_id=request_id,
@@ -78,8 +76,14 @@ async def orbit(
         preprocess=preprocess,
         rows=_rows(symmetry, outputs),
         summary=[_summary(output) for output in outputs],
-        image=to_png_base64(upright[0, 0]) if return_image else None,
+        image=to_png_base64(batch[0, 0]) if return_image else None,  # element 0 is the identity
     )
+
+
+def _orbit_batch(upload: Upload, max_pixels: int, preprocess: PreprocessMode, group: Group) -> torch.Tensor:
+    """The upright input transformed by every element of ``group``: ``(|G|, 1, 28, 28)``."""
+    upright = prepare_batch([upload], max_pixels, preprocess, Transform())
+    return torch.cat([group.transform_images(upright, g) for g in group.elements()])
 
 
 def _rows(group: Group, outputs: list[ModelOutput]) -> list[OrbitRow]:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import numpy as np
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
 from app.dependencies import MetricsDep, SettingsDep, TorchWorkerDep, TransformDep, UploadDep, require_multipart
 from app.errors import ImageTooLargeError
@@ -47,24 +45,20 @@ async def rotate_picture(
     metrics: MetricsDep,
 ) -> Response:
     upload = await read_upload(file, settings.max_upload_bytes)
-    pixels = await run_in_threadpool(_decode, upload.data, settings.max_pixels)
-    height, width = pixels.shape[:2]
-    if not transform.is_exact and height * width > settings.max_rotate_pixels:
-        raise ImageTooLargeError(
-            f"rotating by {transform.degrees:g} degrees interpolates, which is limited to "
-            f"{settings.max_rotate_pixels} pixels; this image has {height * width} (quarter turns have no limit)"
-        )
-    # torch work runs on the inference thread, so a large rotation never competes with the models for cores
-    png = await worker.run(_transform_to_png, pixels, transform)
+    # decoding and rotating run on the torch worker: a large picture never competes with the models for cores
+    png = await worker.run(_rotate, upload.data, transform, settings.max_pixels, settings.max_rotate_pixels)
     metrics.images.labels("/rotate").inc()
     return Response(png, media_type="image/png", headers=_headers(upload.filename, transform))
 
 
-def _decode(data: bytes, max_pixels: int) -> np.ndarray:
-    return to_display_pixels(decode_image(data, max_pixels))
-
-
-def _transform_to_png(pixels: np.ndarray, transform: Transform) -> bytes:
+def _rotate(data: bytes, transform: Transform, max_pixels: int, max_rotate_pixels: int) -> bytes:
+    pixels = to_display_pixels(decode_image(data, max_pixels))
+    height, width = pixels.shape[:2]
+    if not transform.is_exact and height * width > max_rotate_pixels:
+        raise ImageTooLargeError(
+            f"rotating by {transform.degrees:g} degrees interpolates, which is limited to "
+            f"{max_rotate_pixels} pixels; this image has {height * width} (quarter turns have no limit)"
+        )
     return encode_png(transform_picture(pixels, transform))
 
 
