@@ -1,0 +1,376 @@
+"""Load test of ``POST /classify``: starts the service as the README does, measures, stops it.
+
+The server is ``python -m uvicorn app.main:app --host 127.0.0.1 --port <free port>``
+(``make serve`` without the install step). The client is one asyncio process
+(httpx, one connection per concurrent request) so it takes at most one core;
+its CPU use is reported next to the server's. For each upload (a 28x28 digit
+PNG and a 300x300 photo-like PNG) and each concurrency (1, 8, 32) it sends
+requests for ``--seconds`` or ``--max-requests``, whichever comes first, then
+optionally a soak at the highest concurrency. It reports requests/s, latency
+percentiles, errors, 5xx, and the server's RSS (sampled every 100 ms).
+
+Only loopback addresses are ever targeted, every loop is bounded, and the
+server it started is stopped on exit.
+
+    python -m bench.loadtest                    # 10 s per scenario, 60 s soak at concurrency 32
+    python -m bench.loadtest --seconds 3 --soak-seconds 0 --concurrency 1 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import ipaddress
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+READY_TIMEOUT_S = 120.0
+REQUEST_TIMEOUT_S = 30.0
+
+
+# -- uploads -------------------------------------------------------------------
+def digit_png() -> bytes:
+    """A 28x28 MNIST-style '7': light strokes on black, 8-bit grey."""
+    image = Image.new("L", (28, 28), 0)
+    draw = ImageDraw.Draw(image)
+    draw.line([(7, 7), (21, 7), (13, 22)], fill=255, width=3)
+    return _png(image.filter(ImageFilter.GaussianBlur(0.6)))
+
+
+def photo_png(size: int = 300, seed: int = 0) -> bytes:
+    """A photo-like RGB picture of a '4': dark ink on uneven lit paper with sensor noise."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    paper = 200 + 40 * xs - 30 * ys  # a lighting gradient
+    image = Image.fromarray(np.clip(paper, 0, 255).astype(np.uint8)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    s = size / 100
+    draw.line([(60 * s, 20 * s), (30 * s, 60 * s), (75 * s, 60 * s)], fill=(35, 30, 45), width=int(6 * s))
+    draw.line([(62 * s, 35 * s), (62 * s, 85 * s)], fill=(35, 30, 45), width=int(6 * s))
+    pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(1.5)), dtype=np.float32)
+    pixels += rng.normal(0, 6, pixels.shape)  # noise: what makes a photo's PNG large
+    return _png(Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)))
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+# -- the server ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``uvicorn app.main:app`` on 127.0.0.1 (as ``make serve``), output to ``log_path``."""
+    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    with log_path.open("wb") as log:
+        return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=5)
+
+
+def wait_ready(base_url: str, server: subprocess.Popen[bytes] | None) -> dict:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server is not None and server.poll() is not None:
+            raise RuntimeError(f"the server exited with code {server.returncode} before it was ready")
+        try:
+            response = httpx.get(f"{base_url}/readyz", timeout=2.0)
+            if response.status_code == 200:
+                return dict(response.json())
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{base_url} not ready after {READY_TIMEOUT_S:.0f} s")
+
+
+def check_loopback(url: str) -> str:
+    """``url`` without a trailing slash; ValueError unless its host is a loopback address."""
+    host = urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"load tests target this machine only (127.0.0.0/8, ::1, localhost), got {url!r}")
+    return url.rstrip("/")
+
+
+class ProcessSampler:
+    """Samples a process's RSS and CPU time from /proc every ``interval`` seconds, on a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        self.pid, self.interval = pid, interval
+        self.samples: list[tuple[float, int]] = []  # (monotonic time, RSS bytes)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ProcessSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = rss_bytes(self.pid)
+            if rss is not None:
+                self.samples.append((time.monotonic(), rss))
+            self._stop.wait(self.interval)
+
+    def rss_between(self, start: float, end: float) -> list[int]:
+        return [rss for t, rss in self.samples if start <= t <= end]
+
+
+def rss_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` (0 where /proc is unavailable)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- the client ----------------------------------------------------------------
+@dataclass
+class Scenario:
+    upload: str
+    concurrency: int
+    seconds: float
+    max_requests: int
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    requests: int = 0
+    errors: int = 0  # transport errors and non-200 answers
+    server_errors: int = 0  # 5xx
+    wall_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list, repr=False)
+    rss_start: int = 0
+    rss_peak: int = 0
+    rss_end: int = 0
+    client_cpu: float = 0.0  # fraction of one core
+    server_cpu: float = 0.0  # fraction of one core
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.wall_seconds if self.wall_seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        """Latency percentile ``q`` (0-100) in ms."""
+        if not self.latencies:
+            return float("nan")
+        ordered = sorted(self.latencies)
+        return 1e3 * ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+async def _worker(
+    client: httpx.AsyncClient, url: str, body: bytes, result: Result, deadline: float, budget: list[int]
+) -> None:
+    files = {"file": ("digit.png", body, "image/png")}
+    while time.monotonic() < deadline and budget[0] > 0:
+        budget[0] -= 1
+        started = time.perf_counter()
+        try:
+            response = await client.post(url, files=files)
+            status = response.status_code
+        except httpx.HTTPError:
+            status = 0
+        result.latencies.append(time.perf_counter() - started)
+        result.requests += 1
+        if status != 200:
+            result.errors += 1
+            result.server_errors += status >= 500
+
+
+async def run_scenario(base_url: str, body: bytes, scenario: Scenario, server_pid: int | None) -> Result:
+    result = Result(scenario)
+    limits = httpx.Limits(max_connections=scenario.concurrency, max_keepalive_connections=scenario.concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=REQUEST_TIMEOUT_S) as client:
+        for _ in range(min(3, scenario.concurrency)):  # warm the connections and the server's caches
+            await client.post(f"{base_url}/classify", files={"file": ("digit.png", body, "image/png")})
+        budget = [scenario.max_requests]
+        server_cpu = cpu_seconds(server_pid) if server_pid else 0.0
+        client_cpu, started = time.process_time(), time.monotonic()
+        deadline, url = started + scenario.seconds, f"{base_url}/classify"
+        await asyncio.gather(
+            *(_worker(client, url, body, result, deadline, budget) for _ in range(scenario.concurrency))
+        )
+        result.wall_seconds = time.monotonic() - started
+        result.client_cpu = (time.process_time() - client_cpu) / result.wall_seconds
+        if server_pid:
+            result.server_cpu = (cpu_seconds(server_pid) - server_cpu) / result.wall_seconds
+    return result
+
+
+# -- reporting -----------------------------------------------------------------
+def results_table(results: Sequence[Result]) -> str:
+    header = (
+        f"{'upload':<10} {'conc':>4} {'secs':>5} {'requests':>8} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6} {'5xx':>4} {'RSS start/peak/end MiB':>23} {'server CPU':>10} {'client CPU':>10}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        rss = f"{r.rss_start / 2**20:.0f}/{r.rss_peak / 2**20:.0f}/{r.rss_end / 2**20:.0f}"
+        lines.append(
+            f"{r.scenario.upload:<10} {r.scenario.concurrency:>4} {r.wall_seconds:>5.1f} {r.requests:>8} "
+            f"{r.rate:>7.1f} {r.percentile(50):>7.2f} {r.percentile(95):>7.2f} {r.percentile(99):>7.2f} "
+            f"{r.errors:>6} {r.server_errors:>4} {rss:>23} {r.server_cpu:>10.0%} {r.client_cpu:>10.0%}"
+        )
+    return "\n".join(lines)
+
+
+def targets_table(results: Sequence[Result]) -> str:
+    def find(upload: str, concurrency: int) -> Result | None:
+        matches = [r for r in results if r.scenario.upload == upload and r.scenario.concurrency == concurrency]
+        return max(matches, key=lambda r: r.wall_seconds) if matches else None
+
+    rows = []
+    if (r := find("28x28", 1)) is not None:
+        rows.append(("p50 at concurrency 1 (28x28) < 8 ms", f"{r.percentile(50):.2f} ms", r.percentile(50) < 8))
+    if (r := find("28x28", 8)) is not None:
+        rows.append((">= 300 requests/s at concurrency 8 (28x28)", f"{r.rate:.0f} req/s", r.rate >= 300))
+    if (r := find("28x28", 32)) is not None:
+        ok = r.errors == 0 and r.server_errors == 0 and r.wall_seconds >= 60
+        rows.append(("no errors, no 5xx at concurrency 32 for 60 s", f"{r.errors} in {r.wall_seconds:.0f} s", ok))
+    if results:
+        peak = max(r.rss_peak for r in results)
+        growth = results[-1].rss_end - results[0].rss_start
+        rows.append(("server RSS < 1 GiB", f"{peak / 2**20:.0f} MiB", peak < 2**30))
+        rows.append(("RSS not growing (first start -> last end)", f"{growth / 2**20:+.0f} MiB", None))
+    lines = ["targets:"]
+    for name, value, met in rows:
+        verdict = "" if met is None else ("met" if met else "NOT met")
+        lines.append(f"  {name:<46} {value:>14}  {verdict}")
+    return "\n".join(lines)
+
+
+# -- main ----------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=None, help="test a running server (loopback only) instead of starting one")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--uploads", nargs="+", choices=["28x28", "300x300"], default=["28x28", "300x300"])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each scenario")
+    parser.add_argument("--max-requests", type=int, default=20_000, help="cap on requests per scenario")
+    parser.add_argument("--soak-seconds", type=float, default=60.0, help="final 28x28 run at the top concurrency")
+    parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra server environment")
+    parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.seconds > 600 or args.soak_seconds < 0 or args.soak_seconds > 600:
+        parser.error("--seconds must be in (0, 600] and --soak-seconds in [0, 600]")
+    if not 1 <= args.max_requests <= 1_000_000 or not all(1 <= c <= 256 for c in args.concurrency):
+        parser.error("--max-requests must be in [1, 1e6] and each --concurrency in [1, 256]")
+    return args
+
+
+def scenarios(args: argparse.Namespace) -> list[Scenario]:
+    plan = [Scenario(u, c, args.seconds, args.max_requests) for u in args.uploads for c in args.concurrency]
+    if args.soak_seconds > 0:
+        plan.append(Scenario("28x28", max(args.concurrency), args.soak_seconds, 1_000_000))
+    return plan
+
+
+def measure(base_url: str, server_pid: int | None, plan: Sequence[Scenario]) -> list[Result]:
+    bodies = {"28x28": digit_png(), "300x300": photo_png()}
+    results = []
+    sampler = ProcessSampler(server_pid) if server_pid else None
+    if sampler is not None:
+        sampler.__enter__()
+    try:
+        for scenario in plan:
+            started = time.monotonic()
+            rss_before = rss_bytes(server_pid) if server_pid else None
+            result = asyncio.run(run_scenario(base_url, bodies[scenario.upload], scenario, server_pid))
+            if sampler is not None and server_pid:
+                window = sampler.rss_between(started, time.monotonic()) or [0]
+                result.rss_start, result.rss_peak = rss_before or window[0], max(window)
+                result.rss_end = rss_bytes(server_pid) or window[-1]
+            results.append(result)
+            print(results_table([result]).splitlines()[-1], flush=True)
+    finally:
+        if sampler is not None:
+            sampler.__exit__()
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    env = dict(item.split("=", 1) for item in args.env)
+    plan = scenarios(args)
+    with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
+        server = None
+        if args.url is None:
+            port = free_port()
+            base_url = f"http://127.0.0.1:{port}"
+            server = start_server(port, Path(tmp) / "server.log", env)
+        else:
+            base_url = check_loopback(args.url)
+        try:
+            ready = wait_ready(base_url, server)
+            bodies = (len(digit_png()), len(photo_png()))
+            print(f"server: {base_url} ({'started here: uvicorn app.main:app' if server else 'already running'}), "
+                  f"models {ready.get('models')}, {ready.get('torch_threads')} torch threads")  # fmt: skip
+            print(f"client: one asyncio process (httpx); uploads {bodies[0]} B (28x28) and {bodies[1]} B (300x300)")
+            print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+            results = measure(base_url, server.pid if server else None, plan)
+        finally:
+            if server is not None:
+                stop_server(server)
+    print()
+    print(results_table(results))
+    print()
+    print(targets_table(results))
+    print(f"\nload average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        rows = [{**asdict(r), "rate": r.rate, "p50_ms": r.percentile(50), "p95_ms": r.percentile(95),
+                 "p99_ms": r.percentile(99), "latencies": None} for r in results]  # fmt: skip
+        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
