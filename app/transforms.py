@@ -71,12 +71,14 @@ class Transform:
 
 
 def transform_picture(pixels: np.ndarray, transform: Transform) -> np.ndarray:
-    """Transform an 8-bit ``(H, W)`` or ``(H, W, C)`` picture for display.
+    """Transform an 8-bit ``(H, W)`` or ``(H, W, C)`` picture for display; the result keeps its mode.
 
-    Quarter turns and mirrors permute the pixels exactly (the result is 8-bit as
-    it came). Any other angle interpolates; the picture gets an alpha channel so
-    that the corners the rotation uncovers are transparent rather than black, and
-    is rotated with premultiplied alpha so that edges do not darken.
+    Quarter turns and mirrors permute the pixels exactly. Any other angle
+    interpolates, and the corners it uncovers need a colour: a picture with
+    transparency gets transparent corners (rotated with premultiplied alpha, so
+    edges do not darken); an opaque one gets its own background colour, the
+    median of its border, so that a digit on white paper stays on white paper
+    and an MNIST digit on black stays on black (and still classifies the same).
     """
     if transform.is_identity:
         return pixels
@@ -85,22 +87,29 @@ def transform_picture(pixels: np.ndarray, transform: Transform) -> np.ndarray:
         channels_first = source if pixels.ndim == 2 else source.permute(2, 0, 1)
         moved = transform.apply(channels_first)  # uint8 rot90/flip, (C, H', W') or (H', W')
         return (moved if moved.dim() == 2 else moved.permute(1, 2, 0)).contiguous().numpy()
-    with_alpha = _add_alpha(pixels)  # (H, W, C + 1 or C)
-    values = torch.from_numpy(with_alpha.astype(np.float32)).permute(2, 0, 1).div_(255.0)  # (C, H, W)
-    alpha = values[-1:]
-    values[:-1] *= alpha  # premultiply
-    rotated = transform.apply(values)
+    values = torch.from_numpy(pixels.astype(np.float32))
+    values = values[None] if values.dim() == 2 else values.permute(2, 0, 1)  # (C, H, W)
+    rotated = _rotate_transparent(values, transform) if values.shape[0] in (2, 4) else _rotate_on(values, transform)
+    result = rotated.clamp_(0.0, 255.0).round_().to(torch.uint8)
+    return (result[0] if pixels.ndim == 2 else result.permute(1, 2, 0)).contiguous().numpy()
+
+
+def _rotate_on(values: torch.Tensor, transform: Transform) -> torch.Tensor:
+    """Opaque ``(C, H, W)``: uncovered pixels take the border's median colour.
+
+    Rotating ``values - fill`` with zero fill and adding ``fill`` back blends each
+    edge pixel with exactly that colour.
+    """
+    border = torch.cat([values[:, 0], values[:, -1], values[:, :, 0], values[:, :, -1]], dim=1)  # (C, 2H + 2W)
+    fill = border.median(dim=1).values[:, None, None]  # (C, 1, 1)
+    return transform.apply(values - fill) + fill
+
+
+def _rotate_transparent(values: torch.Tensor, transform: Transform) -> torch.Tensor:
+    """``(C, H, W)`` with alpha last: uncovered pixels become transparent."""
+    alpha = values[-1:] / 255.0
+    premultiplied = torch.cat([values[:-1] * alpha, alpha])
+    rotated = transform.apply(premultiplied)
     alpha = rotated[-1:]
     colour = torch.where(alpha > 1e-6, rotated[:-1] / alpha.clamp_min(1e-6), torch.zeros_like(rotated[:-1]))
-    result = torch.cat([colour, alpha]).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
-    return result.permute(1, 2, 0).contiguous().numpy()
-
-
-def _add_alpha(pixels: np.ndarray) -> np.ndarray:
-    """``(H, W, 2)`` grey + alpha or ``(H, W, 4)`` RGBA; an existing alpha channel is kept."""
-    if pixels.ndim == 2:
-        pixels = pixels[..., None]
-    if pixels.shape[2] in (2, 4):
-        return pixels
-    opaque = np.full((*pixels.shape[:2], 1), 255, dtype=np.uint8)
-    return np.concatenate([pixels, opaque], axis=2)
+    return torch.cat([colour, alpha * 255.0])

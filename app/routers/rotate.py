@@ -31,7 +31,8 @@ _PNG_RESPONSE = {
         "Decodes the upload (first frame, EXIF orientation applied) and returns it transformed by a group "
         "element (`group` + `element`) or an angle, as PNG, in colour. Quarter turns and mirrors are exact; a "
         "quarter turn of a non-square picture swaps width and height. Other angles interpolate bilinearly about "
-        "the centre, keep the size, and make the uncovered corners transparent; they are limited to "
+        "the centre and keep the size; the corners they uncover take the picture's background colour (the median "
+        "of its border), or become transparent if the picture has transparency. They are limited to "
         "GCNN_MAX_ROTATE_PIXELS pixels. No preprocessing: this is the picture, not the model input."
     ),
     response_class=Response,

@@ -75,13 +75,30 @@ def test_rotate_group_element_mirrors_then_rotates(client: TestClient) -> None:
     assert response.headers["X-Rotation-Degrees"] == "180" and response.headers["X-Reflection"] == "true"
 
 
-def test_rotate_by_an_angle_keeps_size_and_makes_corners_transparent(client: TestClient) -> None:
-    picture = np.full((50, 80, 3), 200, np.uint8)
+def test_rotate_by_an_angle_fills_the_corners_with_the_background(client: TestClient) -> None:
+    picture = np.full((50, 80, 3), (250, 245, 230), np.uint8)  # paper
+    picture[20:30, 30:50] = (20, 20, 20)  # ink
     image = rotated(client.post("/rotate", files=upload(encode(picture)), params={"angle": 30}))
-    assert image.size == (80, 50) and image.mode == "RGBA"
+    assert image.size == (80, 50) and image.mode == "RGB"
     pixels = np.asarray(image)
-    assert pixels[0, 0, 3] == 0 and pixels[25, 40, 3] == 255
-    assert np.abs(pixels[25, 40, :3].astype(int) - 200).max() <= 1  # premultiplied: no darkening
+    assert pixels[0, 0].tolist() == [250, 245, 230] and pixels[25, 40].tolist() == [20, 20, 20]
+
+
+def test_rotate_by_an_angle_keeps_transparency_transparent(client: TestClient) -> None:
+    picture = np.zeros((40, 40, 4), np.uint8)
+    picture[..., :3] = 90
+    picture[5:35, 5:35, 3] = 255
+    image = rotated(client.post("/rotate", files=upload(encode(picture)), params={"angle": 45}))
+    pixels = np.asarray(image)
+    assert image.mode == "RGBA" and pixels[0, 0, 3] == 0 and pixels[20, 20].tolist() == [90, 90, 90, 255]
+    edge = pixels[(pixels[..., 3] > 0) & (pixels[..., 3] < 255)]
+    assert len(edge) and np.abs(edge[:, :3].astype(int) - 90).max() <= 1  # premultiplied: edges keep colour
+
+
+def test_a_rotated_picture_still_classifies(client: TestClient) -> None:
+    turned = client.post("/rotate", files=upload(png_of(7)), params={"angle": 30}).content
+    body = client.post("/classify", files=upload(turned)).json()
+    assert {p["model"]: p["digit"] for p in body["predictions"]}["gcnn_c8_wide"] == 7
 
 
 def test_rotate_identity_returns_the_decoded_picture(client: TestClient) -> None:
