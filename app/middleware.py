@@ -100,7 +100,8 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        settings: Settings | None = getattr(scope.get("app").state, "settings", None) if scope.get("app") else None
+        app = scope.get("app")
+        settings: Settings | None = getattr(app.state, "settings", None) if app is not None else None
         if scope["type"] != "http" or settings is None:
             await self.app(scope, receive, send)
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -64,7 +65,9 @@ def _prediction(output: ModelOutput, probabilities: list[float]) -> ModelPredict
 
 
 def transform_info(transform: Transform) -> TransformInfo:
-    kind = "element" if transform.group is not None else ("identity" if transform.is_identity else "angle")
+    kind: Literal["identity", "element", "angle"] = (
+        "element" if transform.group is not None else ("identity" if transform.is_identity else "angle")
+    )
     return TransformInfo(
         kind=kind,
         group=transform.group.name if transform.group is not None else None,

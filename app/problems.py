@@ -13,6 +13,7 @@ multipart body) get ``type: about:blank`` and the status phrase as title.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -133,8 +134,8 @@ def problem_response(
     title: str,
     detail: str | None,
     type_uri: str = "about:blank",
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
+    errors: list[ProblemItem] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """The ``application/problem+json`` response; ``request`` supplies path and request id."""
     request_id = getattr(request.state, "request_id", None)
@@ -170,15 +171,15 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     items = [
-        {
-            "loc": [str(part) if not isinstance(part, int) else part for part in error.get("loc", ())],
-            "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "")),
-        }
+        ProblemItem(
+            loc=[part if isinstance(part, int) else str(part) for part in error.get("loc", ())],
+            msg=str(error.get("msg", "")),
+            type=str(error.get("type", "")),
+        )
         for error in exc.errors()
     ]
     # the offending input is never echoed: it may be a megabyte of binary
-    detail = "; ".join(f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}" for item in items)
+    detail = "; ".join(f"{'.'.join(str(part) for part in item.loc)}: {item.msg}" for item in items)
     return _typed(request, VALIDATION, detail or "the request is invalid", errors=items)
 
 

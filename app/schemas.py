@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 _PROBABILITIES_EXAMPLE = [0.0001, 0.0002, 0.0004, 0.0009, 0.0003, 0.0001, 0.0, 0.9952, 0.0002, 0.0026]
-_PREDICTION_EXAMPLE = {
+_PREDICTION_EXAMPLE: dict[str, Any] = {
     "model": "gcnn_c8_wide",
     "digit": 7,
     "confidence": 0.9952,
@@ -38,7 +38,7 @@ _PREDICTION_EXAMPLE = {
     ],
     "inference_ms": 4.81,
 }
-_TRANSFORM_EXAMPLE = {
+_TRANSFORM_EXAMPLE: dict[str, Any] = {
     "kind": "element",
     "group": "C8",
     "element": 3,

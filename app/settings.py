@@ -32,21 +32,31 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="GCNN_", extra="ignore", frozen=True)
 
-    weights_dir: Path = Field(DEFAULT_WEIGHTS_DIR, description="Folder holding <name>.json cards and their weights.")
-    models: Annotated[tuple[str, ...], NoDecode] = Field(
-        ("cnn_seed", "gcnn_c8_wide"), description="Checkpoint names to load, comma-separated, in display order."
+    weights_dir: Path = Field(
+        default=DEFAULT_WEIGHTS_DIR, description="Folder holding <name>.json cards and their weights."
     )
-    max_upload_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes (413 above).")
+    models: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("cnn_seed", "gcnn_c8_wide"), description="Checkpoint names to load, comma-separated, in display order."
+    )
+    max_upload_bytes: int = Field(
+        default=5 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes (413 above)."
+    )
     max_pixels: int = Field(
-        16_777_216, gt=0, description="Largest accepted image, width x height, checked before decoding (413 above)."
+        default=16_777_216,
+        gt=0,
+        description="Largest accepted image, width x height, checked before decoding (413 above).",
     )
     max_rotate_pixels: int = Field(
-        4_194_304, gt=0, description="Largest image /rotate turns by an angle that needs interpolation (413 above)."
+        default=4_194_304,
+        gt=0,
+        description="Largest image /rotate turns by an angle that needs interpolation (413 above).",
     )
-    max_batch: int = Field(16, gt=0, le=1024, description="Most files in one /classify/batch request (413 above).")
-    max_orbit: int = Field(72, gt=0, le=2000, description="Largest group order /orbit accepts (422 above).")
+    max_batch: int = Field(
+        default=16, gt=0, le=1024, description="Most files in one /classify/batch request (413 above)."
+    )
+    max_orbit: int = Field(default=72, gt=0, le=2000, description="Largest group order /orbit accepts (422 above).")
     torch_threads: int | None = Field(
-        None,
+        default=None,
         gt=0,
         le=256,
         description="Intra-op threads for torch; default: usable CPUs / WEB_CONCURRENCY - 1, at least 1.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends
@@ -16,7 +17,7 @@ from app.uploads import read_upload
 
 router = APIRouter(tags=["rotate"], dependencies=[Depends(require_multipart)])
 
-_PNG_RESPONSE = {
+_PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The transformed picture as PNG. Headers: X-Rotation-Degrees, X-Reflection.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
