@@ -113,7 +113,8 @@ async def preprocess_mode(
         Query(
             description="`auto`: MNIST-style normalisation unless the image already is a 28x28 MNIST-like "
             "digit (light ink on black), which passes unchanged. `mnist`: always normalise. `none`: only "
-            "convert to grey and resize to 28x28."
+            "convert to grey and resize to 28x28.",
+            openapi_examples={mode.value: {"value": mode.value} for mode in PreprocessMode},
         ),
     ] = PreprocessMode.AUTO,
 ) -> PreprocessMode:
@@ -122,7 +123,11 @@ async def preprocess_mode(
 
 async def return_image_flag(
     return_image: Annotated[
-        bool, Query(description="Also return the 28x28 image the models saw, as a base64 PNG.")
+        bool,
+        Query(
+            description="Also return the 28x28 image the models saw, as a base64 PNG.",
+            openapi_examples={"with the image": {"value": True}},
+        ),
     ] = False,
 ) -> bool:
     return return_image

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import warnings
 
 import numpy as np
 from PIL import ExifTags, Image, UnidentifiedImageError
@@ -32,6 +33,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+# Pillow warns about images over its own pixel limit as it opens them; the service enforces its own limit
+# (GCNN_MAX_PIXELS) right after reading the header, so the warning would only be noise in the logs.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 # What clients put in a multipart part's Content-Type for those formats (aliases included).

@@ -4,9 +4,14 @@ All heavy work of the service (decoding and preprocessing uploads, model
 forward passes, rotating large pictures) goes through the single thread of a
 :class:`TorchWorker`. One thread, whose torch ops use ``torch.get_num_threads()``
 intra-op threads, keeps the CPU from being oversubscribed however many requests
-arrive at once, and keeps the event loop free. :meth:`InferenceEngine.predict`
-is the function to replace for micro-batching: it takes a batch of 28x28 images
-and runs every model on it.
+arrive at once, and keeps the event loop free.
+
+Dynamic micro-batching: :meth:`InferenceEngine.classify` queues each request's
+work; whenever the worker is free it takes every queued request (up to
+``max_batch_requests`` of them), prepares each one's images, and runs every
+model once on all of them. A request that finds the worker idle goes at once, so a
+lone request waits for nothing; under concurrency, requests that arrive while
+a batch runs share the next forward pass.
 """
 
 from __future__ import annotations
@@ -149,20 +154,36 @@ class TorchWorker:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
+@dataclass
+class _Job:
+    """One request's work: ``prepare()`` builds its ``(B, 1, 28, 28)`` images; ``future`` gets its answer."""
+
+    prepare: Callable[[], torch.Tensor]
+    context: contextvars.Context
+    future: asyncio.Future[tuple[torch.Tensor, list[ModelOutput]]]
+
+
 class InferenceEngine:
-    """The loaded models, run on a :class:`TorchWorker`."""
+    """The loaded models, run on a :class:`TorchWorker`, with concurrent requests micro-batched."""
 
     def __init__(
         self,
         models: Sequence[LoadedModel],
         worker: TorchWorker,
         on_inference: Callable[[str, int, float], None] | None = None,
+        *,
+        max_batch_requests: int = 32,
     ) -> None:
         if not models:
             raise ValueError("an engine needs at least one model")
+        if max_batch_requests < 1:
+            raise ValueError(f"max_batch_requests must be >= 1, got {max_batch_requests!r}")
         self.models = tuple(models)
+        self.max_batch_requests = max_batch_requests
         self._worker = worker
         self._on_inference = on_inference
+        self._queue: list[_Job] = []
+        self._draining: asyncio.Task[None] | None = None
 
     def predict(self, images: torch.Tensor) -> list[ModelOutput]:
         """Every model on ``images`` ``(B, 1, 28, 28)`` float32 in [0, 1]; call it on the worker thread."""
@@ -182,12 +203,66 @@ class InferenceEngine:
     ) -> tuple[torch.Tensor, list[ModelOutput]]:
         """``batch = prepare(...)``, then :meth:`predict` on it: the batch and every model's output.
 
-        Both run on the worker thread in one hop: every hop between threads costs a
-        wake-up, which on a busy 2-core machine is worth 1-3 ms of latency.
+        Both run on the worker thread in one hop (every hop between threads costs a
+        wake-up), together with whatever other requests are queued (see the module
+        docstring); the outputs returned hold this request's rows only. An error in
+        ``prepare`` fails this request alone.
         """
+        loop = asyncio.get_running_loop()
+        job = _Job(functools.partial(prepare, *args, **kwargs), contextvars.copy_context(), loop.create_future())
+        self._queue.append(job)
+        if self._draining is None:
+            self._draining = loop.create_task(self._drain())
+        return await job.future
 
-        def prepare_and_predict() -> tuple[torch.Tensor, list[ModelOutput]]:
-            batch = prepare(*args, **kwargs)
-            return batch, self.predict(batch)
+    async def _drain(self) -> None:
+        """Run the queued jobs, a batch at a time, until the queue is empty."""
+        try:
+            while self._queue:
+                jobs = self._take_batch()
+                try:
+                    answers = await self._worker.run(self._run_jobs, jobs)
+                except asyncio.CancelledError:  # shutting down: nobody will answer the waiting requests
+                    for job in [*jobs, *self._queue]:
+                        job.future.cancel()
+                    raise
+                except Exception as error:  # the models failed (or the worker is shut down): every job fails
+                    answers = [error] * len(jobs)
+                for job, answer in zip(jobs, answers, strict=True):
+                    if job.future.done():  # the client went away
+                        continue
+                    if isinstance(answer, Exception):
+                        job.future.set_exception(answer)
+                    else:
+                        job.future.set_result(answer)
+        finally:
+            self._draining = None
 
-        return await self._worker.run(prepare_and_predict)
+    def _take_batch(self) -> list[_Job]:
+        """The oldest queued jobs whose clients still wait, at most ``max_batch_requests`` of them."""
+        live = [job for job in self._queue if not job.future.done()]
+        jobs, self._queue = live[: self.max_batch_requests], live[self.max_batch_requests :]
+        return jobs
+
+    def _run_jobs(self, jobs: Sequence[_Job]) -> list[tuple[torch.Tensor, list[ModelOutput]] | Exception]:
+        """On the worker thread: prepare every job (in its request's context), then one forward pass for all."""
+        prepared: list[torch.Tensor | Exception] = []
+        for job in jobs:
+            try:
+                prepared.append(job.context.run(job.prepare))
+            except Exception as error:  # this request's input error: the others go on
+                prepared.append(error)
+        batches = [batch for batch in prepared if isinstance(batch, torch.Tensor)]
+        if not batches:
+            return list(prepared)  # type: ignore[arg-type]
+        outputs = self.predict(batches[0] if len(batches) == 1 else torch.cat(batches))
+        answers: list[tuple[torch.Tensor, list[ModelOutput]] | Exception] = []
+        start = 0
+        for batch in prepared:
+            if isinstance(batch, Exception):
+                answers.append(batch)
+                continue
+            rows = slice(start, start + len(batch))
+            answers.append((batch, [ModelOutput(o.name, o.probabilities[rows], o.seconds) for o in outputs]))
+            start += len(batch)
+        return answers

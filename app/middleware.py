@@ -11,8 +11,10 @@ import re
 import time
 import uuid
 
+from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.logs import request_id_var
@@ -39,6 +41,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        path, root_path = scope["path"], scope.get("root_path", "")  # routing may rewrite them (mounts)
         client_id = Headers(scope=scope).get("x-request-id", "")
         request_id = client_id if _CLIENT_REQUEST_ID.match(client_id) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
@@ -56,30 +59,42 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._record(scope, status, time.perf_counter() - started)
+            endpoint = _endpoint(scope, path, root_path)
+            self._record(scope["app"], scope["method"], path, endpoint, status, time.perf_counter() - started)
             request_id_var.reset(token)
 
     @staticmethod
-    def _record(scope: Scope, status: int, seconds: float) -> None:
-        route = scope.get("route")
-        # the route template, never the raw path: random URLs must not create new label values
-        endpoint = getattr(route, "path", None) or "unmatched"
-        metrics: Metrics | None = getattr(scope["app"].state, "metrics", None)
+    def _record(app: Starlette, method: str, path: str, endpoint: str, status: int, seconds: float) -> None:
+        metrics: Metrics | None = getattr(app.state, "metrics", None)
         if metrics is not None:
-            metrics.observe_request(scope["method"], endpoint, status, seconds)
+            metrics.observe_request(method, endpoint, status, seconds)
         access_logger.info(
             "%s %s %d",
-            scope["method"],
-            scope["path"],
+            method,
+            path,
             status,
             extra={
-                "method": scope["method"],
-                "path": scope["path"],
+                "method": method,
+                "path": path,
                 "endpoint": endpoint,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
             },
         )
+
+
+def _endpoint(scope: Scope, path: str, root_path: str) -> str:
+    """The route template that served the request (``/groups/{name}``, ``/static``), or ``unmatched``.
+
+    Never the raw path: random URLs must not create new metric label values.
+    FastAPI records its own routes in the scope; the docs, the OpenAPI schema and
+    mounts are found by matching the request as it arrived.
+    """
+    route = scope.get("route")
+    if route is None:
+        arrived = {"type": "http", "path": path, "root_path": root_path, "method": scope["method"]}
+        route = next((r for r in scope["app"].routes if r.matches(arrived)[0] is Match.FULL), None)
+    return getattr(route, "path", None) or "unmatched"
 
 
 def body_limit(settings: Settings, path: str) -> int:

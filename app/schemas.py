@@ -120,6 +120,46 @@ class BatchItem(BaseModel):
 
 
 class ClassifyBatchResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
+                    "preprocess": "auto",
+                    "transform": {
+                        "kind": "angle",
+                        "group": None,
+                        "element": None,
+                        "degrees": 90.0,
+                        "reflection": False,
+                        "exact": True,
+                    },
+                    "count": 2,
+                    "items": [
+                        {
+                            "index": 0,
+                            "filename": "three.png",
+                            "image": None,
+                            "predictions": [
+                                {**_PREDICTION_EXAMPLE, "model": "cnn_seed", "digit": 7, "confidence": 0.62},
+                                {**_PREDICTION_EXAMPLE, "digit": 3, "confidence": 0.99},
+                            ],
+                        },
+                        {
+                            "index": 1,
+                            "filename": "seven.png",
+                            "image": None,
+                            "predictions": [
+                                {**_PREDICTION_EXAMPLE, "model": "cnn_seed", "digit": 8, "confidence": 0.51},
+                                _PREDICTION_EXAMPLE,
+                            ],
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
     request_id: str
     preprocess: PreprocessMode
     transform: TransformInfo
@@ -206,6 +246,41 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "models": [
+                        {
+                            "name": "gcnn_c8_wide",
+                            "architecture": "GroupEquivariantCNN",
+                            "group": "C8",
+                            "parameters": 51130,
+                            "sha256": "e113ecb254428b932d3b10a8be8328d06e2d6052e42b80016a4056903fe3def9",
+                            "weights_file": "gcnn_c8_wide.safetensors",
+                            "config": {
+                                "group": "C8",
+                                "hidden_channels": 12,
+                                "kernel_size": 5,
+                                "num_hidden": 4,
+                                "padding": 2,
+                                "pool_after": [0, 2],
+                                "basis": "harmonic",
+                                "group_pool": "max",
+                                "in_channels": 1,
+                                "out_channels": 10,
+                            },
+                            "metrics": {"test_digits": 10000, "upright_accuracy": 0.9932, "rotated_accuracy": 0.978},
+                            "training": {"epochs": 10, "batch_size": 128, "lr": 0.003, "seed": 0},
+                            "torch_version": "2.11.0+cu130",
+                            "created": "2026-11-27T10:10:00+00:00",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
     models: list[ModelInfo]
 
 
@@ -250,10 +325,18 @@ class GroupResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
     status: Literal["ok"] = "ok"
 
 
 class ReadyResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"status": "ready", "models": ["cnn_seed", "gcnn_c8_wide"], "torch_threads": 1}]
+        }
+    )
+
     status: Literal["ready"] = "ready"
     models: list[str]
     torch_threads: int

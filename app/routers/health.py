@@ -34,7 +34,17 @@ async def readyz(engine: EngineDep) -> ReadyResponse:
     "/metrics",
     summary="Prometheus metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text exposition format.", "content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {
+            "description": "Prometheus text exposition format.",
+            "content": {
+                CONTENT_TYPE_LATEST: {
+                    "example": "# TYPE gcnn_http_requests_total counter\n"
+                    'gcnn_http_requests_total{endpoint="/classify",method="POST",status="200"} 42.0\n'
+                }
+            },
+        }
+    },
 )
 async def metrics(registry: MetricsDep) -> Response:
     return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)

@@ -189,9 +189,14 @@ def test_metrics_count_requests_latency_inference_and_images(client: TestClient)
     assert "gcnn_ready 1.0" in text
 
 
-def test_unmatched_paths_share_one_metrics_label(client: TestClient) -> None:
-    client.get("/no/such/path/12345")
-    assert "/no/such/path" not in client.get("/metrics").text
+def test_metrics_label_routes_by_template_and_unmatched_paths_together(client: TestClient) -> None:
+    for path in ("/no/such/path/12345", "/groups/C3", "/docs", "/openapi.json", "/static/no-such-file.js"):
+        client.get(path)
+    text = client.get("/metrics").text
+    assert "/no/such/path" not in text and 'endpoint="unmatched",method="GET",status="404"' in text
+    assert 'endpoint="/groups/{name}"' in text and "/groups/C3" not in text
+    for template in ("/docs", "/openapi.json", "/static"):
+        assert f'gcnn_http_requests_total{{endpoint="{template}",method="GET"' in text
 
 
 def test_request_id_is_returned_and_client_ids_are_kept_if_sane(client: TestClient) -> None:
