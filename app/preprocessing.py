@@ -7,7 +7,9 @@ dark pen stroke on light paper, large, off-centre. :func:`mnist_normalise`
 repeats the MNIST recipe on such an image:
 
 1. polarity: the border's median tells the paper from the ink; light paper is inverted;
-2. contrast: paper level -> 0, brightest ink -> 1, faint background noise -> 0;
+2. contrast: paper level -> 0, brightest ink -> 1, faint background noise -> 0; when
+   the border is unevenly lit (a shadow across a photographed sheet), the paper
+   level is estimated locally rather than once;
 3. crop to the ink (a tiny fraction of stray ink mass at the extremes is ignored,
    so a speck of dust does not stretch the box);
 4. thin strokes are thickened towards MNIST's pen width (a fine pen on a large
@@ -46,6 +48,8 @@ INPUT_SIZE = 28
 DIGIT_BOX = 20
 MNIST_CENTRE = 14.0  # where MNIST's centre of mass sits (measured on the test set: 13.99, 14.01)
 MIN_CONTRAST = 24  # grey levels (of 255) between paper and ink; below this the image is blank
+_UNEVEN_PAPER = 0.12  # spread (10th to 90th percentile) of the border above which the light is uneven
+_PAPER_THUMBNAIL = 48  # long side (px) at which the paper's light is estimated
 _NOISE_FLOOR = 0.2  # normalised intensity below which a pixel is background (paper texture, JPEG ringing)
 _INK_LEVEL = 0.4  # normalised intensity that counts as ink when cropping
 _STRAY_INK = 0.002  # fraction of ink mass ignored at each extreme when cropping
@@ -103,19 +107,37 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
 
 
 def _ink_intensity(grey: np.ndarray) -> np.ndarray:
-    """How much darker (or lighter) than the paper each pixel is, float32 >= 0, whatever the polarity."""
+    """How much the ink stands out from the paper at each pixel, float32 >= 0, whatever the polarity."""
     values = grey.astype(np.float32) / 255.0
-    border = max(1, round(min(values.shape) * 0.05))
-    frame = np.concatenate(
-        [values[:border].ravel(), values[-border:].ravel(), values[:, :border].ravel(), values[:, -border:].ravel()]
-    )
-    background = float(np.median(frame))
-    if background > 0.5:  # light paper, dark ink
-        values, background = 1.0 - values, 1.0 - background
-    ink = np.clip(values - background, 0.0, None)
+    frame = _frame(values)
+    if float(np.median(frame)) > 0.5:  # light paper, dark ink
+        values, frame = 1.0 - values, 1.0 - frame
+    if float(np.percentile(frame, 90) - np.percentile(frame, 10)) > _UNEVEN_PAPER:
+        ink = values - _paper_level(values)  # a shadow or a light gradient across the sheet
+    else:
+        ink = values - float(np.median(frame))
+    np.clip(ink, 0.0, None, out=ink)
     if float(ink.max()) * 255.0 < MIN_CONTRAST:
         raise NoInkError("no digit found: nothing stands out from the background")
     return ink
+
+
+def _frame(values: np.ndarray) -> np.ndarray:
+    """The pixels of the outer 5% of the image: where the paper shows."""
+    border = max(1, round(min(values.shape) * 0.05))
+    return np.concatenate(
+        [values[:border].ravel(), values[-border:].ravel(), values[:, :border].ravel(), values[:, -border:].ravel()]
+    )
+
+
+def _paper_level(values: np.ndarray) -> np.ndarray:
+    """The paper's own level under uneven light, for ink brighter than paper: a morphological opening
+    (min, then max, over ~10% of the image) of a 48 px thumbnail removes the strokes and keeps the light."""
+    height, width = values.shape
+    scale = _PAPER_THUMBNAIL / max(height, width)
+    small = Image.fromarray(_resize(values, max(5, round(height * scale)), max(5, round(width * scale))))
+    paper = small.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))
+    return np.asarray(paper.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

@@ -191,6 +191,15 @@ def test_a_speck_of_dust_does_not_move_the_digit() -> None:
     assert np.abs(with_dust - without).mean() < 0.01
 
 
+@pytest.mark.parametrize("digit", [2, 4, 5, 8])
+def test_a_shadow_across_the_page_is_levelled_out(client: TestClient, digit: int) -> None:
+    ink = np.asarray(draw_digit(digit, (400, 300), (150, 40, 280, 250), ink=40, paper=255, width=9), np.float64)
+    light = np.linspace(1.0, 0.4, 400)[None, :] * np.linspace(1.0, 0.9, 300)[:, None]  # bright left, dim right
+    photo = np.clip(ink * light + np.random.default_rng(digit).normal(0, 3, ink.shape), 0, 255).astype(np.uint8)
+    response = client.post("/classify", files=upload(encode(photo, "JPEG", quality=75), "shadow.jpg"))
+    assert {p["digit"] for p in response.json()["predictions"]} == {digit}
+
+
 def test_fine_pen_strokes_are_thickened_to_mnist_width() -> None:
     thin = np.asarray(draw_digit(1, (400, 400), (100, 40, 300, 360), ink=0, paper=255, width=3))
     image = mnist_normalise(thin)
