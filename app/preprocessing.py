@@ -48,7 +48,7 @@ INPUT_SIZE = 28
 DIGIT_BOX = 20
 MNIST_CENTRE = 14.0  # where MNIST's centre of mass sits (measured on the test set: 13.99, 14.01)
 MIN_CONTRAST = 24  # grey levels (of 255) between paper and ink; below this the image is blank
-_UNEVEN_PAPER = 0.12  # spread (10th to 90th percentile) of the border above which the light is uneven
+_UNEVEN_PAPER = 0.12  # spread of the paper level along the border above which the light is uneven
 _PAPER_THUMBNAIL = 48  # long side (px) at which the paper's light is estimated
 _NOISE_FLOOR = 0.2  # normalised intensity below which a pixel is background (paper texture, JPEG ringing)
 _INK_LEVEL = 0.4  # normalised intensity that counts as ink when cropping
@@ -112,10 +112,9 @@ def _ink_intensity(grey: np.ndarray) -> np.ndarray:
     frame = _frame(values)
     if float(np.median(frame)) > 0.5:  # light paper, dark ink
         values, frame = 1.0 - values, 1.0 - frame
-    if float(np.percentile(frame, 90) - np.percentile(frame, 10)) > _UNEVEN_PAPER:
-        ink = values - _paper_level(values)  # a shadow or a light gradient across the sheet
-    else:
-        ink = values - float(np.median(frame))
+    # under a shadow or a light gradient across the sheet the paper level is local, else one number
+    paper = _paper_level(values) if _light_is_uneven(values) else float(np.median(frame))
+    ink = values - paper
     np.clip(ink, 0.0, None, out=ink)
     if float(ink.max()) * 255.0 < MIN_CONTRAST:
         raise NoInkError("no digit found: nothing stands out from the background")
@@ -128,6 +127,20 @@ def _frame(values: np.ndarray) -> np.ndarray:
     return np.concatenate(
         [values[:border].ravel(), values[-border:].ravel(), values[:, :border].ravel(), values[:, -border:].ravel()]
     )
+
+
+def _light_is_uneven(values: np.ndarray) -> bool:
+    """Whether the paper's level changes along the border (a shadow), as opposed to ink touching it.
+
+    The border is cut into 16 stretches; each stretch's median is its paper level
+    unless ink covers most of it. A shadow spreads those levels apart; a digit that
+    touches the edge moves only a few of them, which the interquartile range ignores.
+    """
+    border = max(1, round(min(values.shape) * 0.05))
+    sides = [values[:border], values[-border:], values[:, :border].T, values[:, -border:].T]
+    levels = [float(np.median(stretch)) for side in sides for stretch in np.array_split(side, 4, axis=1)]
+    low, high = np.percentile(levels, [25, 75])
+    return float(high - low) > _UNEVEN_PAPER
 
 
 def _paper_level(values: np.ndarray) -> np.ndarray:
