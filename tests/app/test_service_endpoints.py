@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -262,3 +263,13 @@ def test_missing_demo_page_is_a_404_problem(
     for path in ("/", "/static/app.js"):
         response = client.get(path)
         assert response.status_code == 404 and response.headers["content-type"] == PROBLEM
+
+
+def test_evaluation_plot_is_served_from_the_weights_folder(
+    client: TestClient, make_client: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    response = client.get("/evaluation/accuracy_vs_angle.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(response.content)).format == "PNG"
+    missing = make_client(weights_dir=tmp_path).get("/evaluation/accuracy_vs_angle.png")
+    assert missing.status_code == 404 and missing.headers["content-type"] == PROBLEM
