@@ -24,7 +24,7 @@ from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from app.problems import add_problem_schemas, install_problem_handlers
-from app.routers import catalog, classify, health, orbit, rotate, site
+from app.routers import catalog, classify, docs, health, orbit, rotate, site
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
 
@@ -101,13 +101,16 @@ def create_app() -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by app.routers.docs without a CDN
+        redoc_url=None,
     )
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids, logs and metrics cover every response
-    for module in (classify, orbit, rotate, catalog, health, site):
+    for module in (classify, orbit, rotate, catalog, health, site, docs):
         app.include_router(module.router)
+    app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.mount("/static", _OptionalStaticFiles(directory=site.STATIC_DIR, check_dir=False), name="static")
 
     def openapi() -> dict[str, Any]:

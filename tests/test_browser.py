@@ -308,3 +308,20 @@ def test_demo_page_draws_with_touch(service: str, browser: object) -> None:
         assert log.errors() == [], f"browser errors: {log.errors()}"
     finally:
         context.close()
+
+
+def test_swagger_ui_renders_without_a_cdn(service: str, browser: object) -> None:
+    """/docs draws the API in Chromium from assets the service serves itself."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log = PageLog(page)
+    try:
+        page.goto(f"{service}/docs")
+        page.wait_for_selector(".swagger-ui .info .title")
+        page.wait_for_selector(".opblock-summary-path >> text=/classify")
+        assert all(url.startswith(service) for url in log.requests), log.requests
+        assert log.errors() == [], f"browser errors: {log.errors()}"
+        _screenshot(page, "swagger_ui.png")
+    finally:
+        context.close()

@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -244,9 +245,15 @@ def test_openapi_documents_every_endpoint_with_examples_and_errors(client: TestC
     assert "s*N + k" in element["description"]
 
 
-def test_swagger_ui_renders(client: TestClient) -> None:
+def test_swagger_ui_renders_from_the_service_itself(client: TestClient) -> None:
+    """No CDN: every script and stylesheet /docs references is served here."""
     response = client.get("/docs")
     assert response.status_code == 200 and "swagger-ui" in response.text
+    assets = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", response.text)
+    assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
+    for url in assets:
+        assert client.get(url).status_code == 200
+    assert "SwaggerUIBundle" in client.get("/docs-assets/swagger-ui-bundle.js").text
 
 
 def test_demo_page_is_served_when_present(client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
