@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from bench import loadtest
-from bench.loadtest import Result, Scenario, check_loopback, digit_png, photo_png
+from bench.loadtest import Result, Scenario, check_loopback, digit_png, photo_png, wrk_script
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:9/", "http://127.3.2.1", "http://[::1]:80"])
@@ -31,6 +33,19 @@ def test_uploads_are_the_promised_pngs() -> None:
     assert len(photo_png()) > 100_000  # noisy like a photo, not a flat drawing
 
 
+def test_wrk_script_carries_the_exact_multipart_body() -> None:
+    script = wrk_script(photo_png(), max_requests=7)
+    assert script.isascii() and "responses >= 7" in script
+    literal = re.search(r'wrk.body = "(.*)"', script).group(1)  # type: ignore[union-attr]
+    body = re.sub(r"\\(\d{3})", lambda m: chr(int(m.group(1))), literal).encode("latin-1")
+    assert body.startswith(b"--") and b'name="file"' in body and photo_png() in body
+
+
+def test_wrk_percentiles_take_precedence() -> None:
+    result = Result(Scenario("28x28", 8, 1.0, 10), requests=10, wall_seconds=1.0, percentiles_ms={50: 5.0})
+    assert result.percentile(50) == 5.0 and result.capped
+
+
 def test_percentiles_and_rate() -> None:
     result = Result(Scenario("28x28", 1, 1.0, 10), requests=4, wall_seconds=2.0, latencies=[0.004, 0.001, 0.003, 0.002])
     assert result.rate == 2.0
@@ -47,11 +62,16 @@ def test_arguments_are_bounded() -> None:
 
 
 @pytest.mark.slow
-def test_a_tiny_run_starts_measures_and_stops_the_service(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("client", ["httpx", "wrk"])
+def test_a_tiny_run_starts_measures_and_stops_the_service(
+    client: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if client == "wrk" and shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk)")
     out = tmp_path / "load.json"
     loadtest.main(
-        ["--seconds", "0.5", "--max-requests", "20", "--soak-seconds", "0", "--concurrency", "1", "2",
-         "--uploads", "28x28", "--json", str(out)]
+        ["--seconds", "1", "--max-requests", "20", "--soak-seconds", "0", "--concurrency", "1", "2",
+         "--uploads", "28x28", "--client", client, "--json", str(out)]
     )  # fmt: skip
     printed = capsys.readouterr().out
     assert "targets:" in printed and "req/s" in printed
