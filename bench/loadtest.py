@@ -198,6 +198,7 @@ class Result:
     rss_start: int = 0
     rss_peak: int = 0
     rss_end: int = 0
+    rss_trace: list[int] = field(default_factory=list)  # RSS at 11 evenly spaced moments of the run
     client_cpu: float = 0.0  # fraction of one core
     server_cpu: float = 0.0  # fraction of one core
 
@@ -365,6 +366,9 @@ def targets_table(results: Sequence[Result]) -> str:
     for name, value, met in rows:
         verdict = "" if met is None else ("met" if met else "NOT met")
         lines.append(f"  {name:<46} {value:>14}  {verdict}")
+    if results and results[-1].rss_trace:
+        trace = " ".join(f"{rss / 2**20:.0f}" for rss in results[-1].rss_trace)
+        lines.append(f"  RSS over the last run, at each tenth (MiB): {trace}")
     return "\n".join(lines)
 
 
@@ -416,6 +420,7 @@ def measure(
                 window = sampler.rss_between(started, time.monotonic()) or [0]
                 result.rss_start, result.rss_peak = rss_before or window[0], max(window)
                 result.rss_end = rss_bytes(server_pid) or window[-1]
+                result.rss_trace = [window[round(i * (len(window) - 1) / 10)] for i in range(11)]
             results.append(result)
             print(results_table([result]).splitlines()[-1], flush=True)
     finally:
