@@ -55,7 +55,7 @@ class HarmonicBasis:
             for is_sine in ((False, True) if m > 0 else (False,))
         ]
         self.size = len(self.functions)
-        self._norms = self._sample(0.0, mirrored=False).flatten(1).norm(dim=1)  # (K,)
+        self._norms = self._sample(0.0).flatten(1).norm(dim=1)  # (K,)
 
     def transformed(self, group: Group) -> torch.Tensor:
         """``(|G|, K, k, k)``: the basis rotated by every element, exact on quarter turns."""
@@ -67,19 +67,21 @@ class HarmonicBasis:
         degrees = group.degrees(g)
         quarters = math.floor((degrees + 45.0) / 90.0)
         residual = degrees - 90.0 * quarters
-        sampled = self._sample(residual, mirrored=group.is_reflection(g))
+        # rotation(residual) * mirror = mirror * rotation(-residual): sample the
+        # rotation, then mirror by flipping the array (exact, like quarter turns).
+        mirrored = group.is_reflection(g)
+        sampled = self._sample(-residual if mirrored else residual)
+        sampled = torch.flip(sampled, dims=(-1,)) if mirrored else sampled
         return torch.rot90(sampled, k=quarters % 4, dims=(-2, -1)) / self._norms[:, None, None]
 
-    def _sample(self, degrees: float, *, mirrored: bool) -> torch.Tensor:
-        """``psi_k(g^-1 x)`` on the grid for ``g = rotation(degrees) * mirror^mirrored``."""
+    def _sample(self, degrees: float) -> torch.Tensor:
+        """``psi_k(R(-theta) x)`` on the grid: the basis rotated by ``degrees``."""
         half = self.kernel_size // 2
         coords = torch.arange(-half, half + 1, dtype=torch.float64)
         y, x = torch.meshgrid(-coords, coords, indexing="ij")  # row 0 is the top: y up
         theta = math.radians(degrees)
         cos, sin = (1.0, 0.0) if degrees == 0.0 else (math.cos(theta), math.sin(theta))
         src_x, src_y = cos * x + sin * y, -sin * x + cos * y  # R(-theta) x
-        if mirrored:
-            src_x = -src_x
         radius, phi = torch.hypot(src_x, src_y), torch.atan2(src_y, src_x)
         at_origin = radius < 1e-9
         functions = []
