@@ -44,5 +44,8 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench.speed
 
+loadtest: $(VENV)/.dev
+	$(BIN)/python -m bench.loadtest
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
