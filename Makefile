@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 needed):
 #   make serve   # virtualenv + runtime deps, then the service on http://127.0.0.1:8000
-#   make test    # virtualenv + all deps (torchvision, test tools, Chromium), then the whole test suite
+#   make test    # virtualenv + all deps (torchvision, test tools, Chromium, wrk), then the whole test suite
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
