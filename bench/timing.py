@@ -6,7 +6,7 @@ multiply-add of convolutions (``aten.convolution`` and its backward) and matrix
 products (``mm``, ``addmm``, ``bmm``: the linear head and, when they run, kernel
 expansions); bias adds, batch norm, ReLU, pooling and means are not counted.
 oneDNN's fused inference convolution (``mkldnn::_convolution_pointwise``, see
-:class:`model.layers.FusedConvReLU`) is counted like ``aten.convolution``.
+:class:`model.fusion.FusedConvReLU`) is counted like ``aten.convolution``.
 """
 
 from __future__ import annotations

@@ -14,133 +14,22 @@ without autograd the expanded bank is cached and rebuilt only when the stored
 weights change (tracked by the tensor's version counter, which every in-place
 update such as ``optimizer.step()`` or ``load_state_dict`` bumps).
 
-Inference fast path (:class:`FusedConvReLU`): for ``relu(norm(conv(x)))`` with
-an eval-mode batch norm, the networks fold the norm into the cached bank and
-bias (``W * s``, ``(b - mean) * s + beta`` with ``s = gamma / sqrt(var + eps)``,
-one ``s`` per output channel, shared by its ``|G|`` copies so the bank keeps its
-group structure) and run one convolution with the ReLU fused, on channels-last
-maps, with oneDNN-prepacked weights where PyTorch has them. Same outputs up to
-float rounding; the fold is cached on the versions of every tensor it reads.
+Inference fast path (``forward_fused``, used by :mod:`model.networks`): the
+eval-mode batch norm that follows a convolution is folded into the cached bank
+and run with the ReLU as one convolution (:mod:`model.fusion`).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fusion import FusedConvReLU, InferenceCache, batch_norm_key, fold_batch_norm, tensor_key
 from model.groups import Group
 from model.kernels import make_basis
 
-__all__ = ["FusedConvReLU", "GroupBatchNorm", "GroupConv2d", "GroupPool", "LiftingConv2d", "fold_batch_norm"]
-
-# oneDNN's inference ops with prepacked weights and fused post-ops (the ones
-# torch.compile's CPU backend uses); absent from builds without oneDNN.
-_ONEDNN_FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-_MAX_PACKED_SHAPES = 16  # prepacked layouts depend on the input shape; keep a few
-
-
-def tensor_key(*tensors: torch.Tensor | None) -> tuple[int, ...]:
-    """What a cache of values derived from ``tensors`` must be keyed on: each
-    one's version counter (bumped by every in-place update) and storage."""
-    key: list[int] = []
-    for tensor in tensors:
-        key += (-1, -1) if tensor is None else (tensor._version, tensor.data_ptr())
-    return tuple(key)
-
-
-def fold_batch_norm(
-    weight: torch.Tensor, bias: torch.Tensor | None, norm: nn.modules.batchnorm._BatchNorm, repeats: int = 1
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Weight ``(O*repeats, ...)`` and bias of ``norm(conv(x, weight, bias))`` as one convolution.
-
-    ``norm`` is an eval-mode batch norm over ``O`` channels; each of its channels
-    scales ``repeats`` consecutive output channels of the convolution (the
-    ``|G|`` copies of a group convolution's filter). Computed in float64.
-    """
-    if norm.running_mean is None or norm.running_var is None:
-        raise ValueError("folding needs a batch norm with running statistics (track_running_stats=True)")
-    var, mean = norm.running_var.double(), norm.running_mean.double()
-    gamma = torch.ones_like(var) if norm.weight is None else norm.weight.double()
-    beta = torch.zeros_like(var) if norm.bias is None else norm.bias.double()
-    scale = gamma / torch.sqrt(var + norm.eps)  # (O,)
-    shift = beta - mean * scale
-    conv_bias = torch.zeros_like(var) if bias is None else bias.double()
-    scale_out = scale.repeat_interleave(repeats)  # (O*repeats,)
-    folded_weight = weight.double() * scale_out.reshape(-1, *([1] * (weight.dim() - 1)))
-    folded_bias = (conv_bias * scale + shift).repeat_interleave(repeats)
-    return folded_weight.to(weight.dtype), folded_bias.to(weight.dtype)
-
-
-def batch_norm_key(norm: nn.modules.batchnorm._BatchNorm) -> tuple[int | float, ...]:
-    return (id(norm), norm.eps, *tensor_key(norm.weight, norm.bias, norm.running_mean, norm.running_var))
-
-
-class FusedConvReLU:
-    """Inference-only ``relu(conv2d(x, weight, bias))`` with fixed weights.
-
-    Float32 CPU inputs run oneDNN's convolution with the ReLU fused and the
-    weights prepacked once per input shape (so no per-call weight reorder), and
-    return channels-last maps; anything else falls back to ``F.conv2d``.
-    Not an ``nn.Module``: it holds derived tensors, never parameters.
-    """
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, *, stride: int, padding: int) -> None:
-        self.weight = weight.contiguous(memory_format=torch.channels_last)  # (O, I, k, k)
-        self.bias = bias
-        self.stride, self.padding = stride, padding
-        self._packed: dict[tuple[int, ...], torch.Tensor] = {}
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, I, H, W)`` -> ``(B, O, H', W')``."""
-        if not (_ONEDNN_FUSED and x.device.type == "cpu" and x.dtype == self.weight.dtype == torch.float32):
-            out = F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
-            return F.relu(out, inplace=True)
-        padding, stride = [self.padding] * 2, [self.stride] * 2
-        x = x.contiguous(memory_format=torch.channels_last)
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, self._packed_weight(x.shape), self.bias, padding, stride, [1, 1], 1, "relu", [], ""
-        )
-
-    def _packed_weight(self, shape: torch.Size) -> torch.Tensor:
-        key = tuple(shape)
-        if key not in self._packed:
-            if len(self._packed) >= _MAX_PACKED_SHAPES:
-                del self._packed[next(iter(self._packed))]  # the oldest
-            padding, stride = [self.padding] * 2, [self.stride] * 2
-            self._packed[key] = torch.ops.mkldnn._reorder_convolution_weight(
-                self.weight, padding, stride, [1, 1], 1, list(key)
-            )
-        return self._packed[key]
-
-
-class InferenceCache:
-    """One derived value and the key it was built from; empty after a copy or
-    pickle (oneDNN's packed tensors can be neither), rebuilt on next use."""
-
-    def __init__(self) -> None:
-        self.key: tuple | None = None
-        self.value: FusedConvReLU | None = None
-
-    def get(self, key: tuple, build: Callable[[], FusedConvReLU]) -> FusedConvReLU:
-        if self.value is None or self.key != key:
-            with torch.no_grad():
-                self.key, self.value = key, build()
-        return self.value
-
-    def clear(self) -> None:
-        self.key, self.value = None, None
-
-    def __deepcopy__(self, memo: dict) -> InferenceCache:
-        return InferenceCache()
-
-    def __getstate__(self) -> dict:
-        return {}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__init__()  # type: ignore[misc]
+__all__ = ["GroupBatchNorm", "GroupConv2d", "GroupPool", "LiftingConv2d"]
 
 
 class _ExpandedConv2d(nn.Module):

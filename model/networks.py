@@ -11,7 +11,7 @@ map has an even size.
 
 Both run inference (eval mode, autograd off) through a fused path: each
 conv + batch norm + ReLU is one cached convolution on channels-last maps (see
-:class:`model.layers.FusedConvReLU`); the G-CNN pools space on ``(B, C*|G|, H, W)``
+:class:`model.fusion.FusedConvReLU`); the G-CNN pools space on ``(B, C*|G|, H, W)``
 views. Same outputs as the layer-by-layer path up to float rounding.
 """
 
@@ -26,18 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fusion import FusedConvReLU, InferenceCache, batch_norm_key, fold_batch_norm, tensor_key
 from model.groups import get_group
-from model.layers import (
-    FusedConvReLU,
-    GroupBatchNorm,
-    GroupConv2d,
-    GroupPool,
-    InferenceCache,
-    LiftingConv2d,
-    batch_norm_key,
-    fold_batch_norm,
-    tensor_key,
-)
+from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
 
 __all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
 

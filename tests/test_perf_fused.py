@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from model import layers
+from model import fusion
 from model.checkpoint import load_checkpoint
+from model.fusion import FusedConvReLU, fold_batch_norm
 from model.groups import get_group
-from model.layers import FusedConvReLU, GroupConv2d, fold_batch_norm
+from model.layers import GroupConv2d
 from model.registry import create_model
 
 SHIPPED = ["weights/cnn_seed.json", "weights/gcnn_c8_wide.json"]
@@ -145,7 +146,7 @@ def test_double_precision_falls_back_to_conv2d() -> None:
 
 
 def test_fused_conv_relu_matches_conv2d_and_bounds_its_packed_shapes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(layers, "_MAX_PACKED_SHAPES", 2)
+    monkeypatch.setattr(fusion, "_MAX_PACKED_SHAPES", 2)
     torch.manual_seed(0)
     weight, bias = torch.randn(6, 3, 3, 3), torch.randn(6)
     conv = FusedConvReLU(weight, bias, stride=1, padding=1)
