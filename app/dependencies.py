@@ -10,14 +10,18 @@ from typing import Annotated
 
 from fastapi import Depends, File, Query, Request, UploadFile
 
-from app.errors import InvalidTransformError, ModelsUnavailableError, UnsupportedMediaTypeError
+from app.admission import Admission
+from app.errors import InvalidFormError, InvalidTransformError, ModelsUnavailableError, UnsupportedMediaTypeError
 from app.inference import InferenceEngine, TorchWorker
 from app.metrics import Metrics
 from app.preprocessing import PreprocessMode
+from app.sandbox import DecodePool
 from app.settings import Settings, get_settings
 from app.transforms import Transform, parse_group
 
 __all__ = [
+    "AdmissionDep",
+    "DecoderDep",
     "EngineDep",
     "MetricsDep",
     "PreprocessDep",
@@ -47,6 +51,14 @@ async def get_torch_worker(request: Request) -> TorchWorker:
     return request.app.state.torch_worker  # type: ignore[no-any-return]
 
 
+async def get_admission(request: Request) -> Admission:
+    return request.app.state.admission  # type: ignore[no-any-return]
+
+
+async def get_decoder(request: Request) -> DecodePool:
+    return request.app.state.decoder  # type: ignore[no-any-return]
+
+
 async def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics  # type: ignore[no-any-return]
 
@@ -58,8 +70,9 @@ async def get_request_id(request: Request) -> str:
 async def require_multipart(request: Request) -> None:
     """415 for a body declared as anything but multipart/form-data (no Content-Type: the body is empty)."""
     declared = request.headers.get("content-type")
-    if declared is not None and not declared.lower().lstrip().startswith("multipart/form-data"):
-        media_type = declared.split(";", 1)[0].strip() or "(empty)"
+    media_type = (declared or "").split(";", 1)[0].strip()
+    if declared is not None and media_type.lower() != "multipart/form-data":
+        media_type = media_type or "(empty)"
         raise UnsupportedMediaTypeError(
             f"the request body is {media_type}; send multipart/form-data with the image in the 'file' field "
             "(curl -F file=@digit.png)"
@@ -134,16 +147,31 @@ async def return_image_flag(
 
 
 EngineDep = Annotated[InferenceEngine, Depends(get_engine)]
+DecoderDep = Annotated[DecodePool, Depends(get_decoder)]
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 TorchWorkerDep = Annotated[TorchWorker, Depends(get_torch_worker)]
 RequestIdDep = Annotated[str, Depends(get_request_id)]
 TransformDep = Annotated[Transform, Depends(requested_transform)]
 PreprocessDep = Annotated[PreprocessMode, Depends(preprocess_mode)]
 ReturnImageDep = Annotated[bool, Depends(return_image_flag)]
-UploadDep = Annotated[
-    UploadFile,
-    File(description="The image: PNG, JPEG, GIF, BMP, WebP or TIFF (first frame), at most GCNN_MAX_UPLOAD_BYTES."),
-]
+
+
+async def single_file(
+    request: Request,
+    file: Annotated[
+        UploadFile,
+        File(description="The image: PNG, JPEG, GIF, BMP, WebP or TIFF (first frame), at most GCNN_MAX_UPLOAD_BYTES."),
+    ],
+) -> UploadFile:
+    """The one ``file`` part; 422 when the form holds several (which one was meant is anyone's guess)."""
+    count = len((await request.form()).getlist("file"))  # the form is parsed once and cached
+    if count > 1:
+        raise InvalidFormError(f"the form has {count} 'file' parts; send exactly one (or use /classify/batch)")
+    return file
+
+
+UploadDep = Annotated[UploadFile, Depends(single_file)]
 UploadsDep = Annotated[
     list[UploadFile],
     File(description="The images, each as a `files` part; at most GCNN_MAX_BATCH of them."),

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptImageError",
+    "DecodeBudgetError",
     "EmptyUploadError",
     "ImageTooLargeError",
     "InputError",
+    "InvalidFormError",
     "InvalidTransformError",
     "ModelsUnavailableError",
     "NoInkError",
     "NotAnImageError",
+    "ServiceOverloadedError",
     "TooManyFilesError",
     "UnsupportedMediaTypeError",
     "UploadTooLargeError",
@@ -36,6 +39,14 @@ class NotAnImageError(InputError):
 
 class CorruptImageError(InputError):
     """The bytes start like a supported image but do not decode (truncated, damaged)."""
+
+
+class InvalidFormError(InputError):
+    """The multipart form is well formed but does not hold what the endpoint takes (two ``file`` parts)."""
+
+
+class DecodeBudgetError(InputError):
+    """Decoding the image took longer than the per-image budget (see :mod:`app.sandbox`)."""
 
 
 class UnsupportedMediaTypeError(InputError):
@@ -64,3 +75,7 @@ class InvalidTransformError(InputError):
 
 class ModelsUnavailableError(RuntimeError):
     """The models are not loaded (still starting, or loading failed)."""
+
+
+class ServiceOverloadedError(RuntimeError):
+    """As many upload requests (or bytes) are in flight as admission control allows."""

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+MAX_JPEG_SCANS = 100  # libjpeg's progressive default writes 10 (colour) or 6 (grey); mozjpeg a few more
 # What clients put in a multipart part's Content-Type for those formats (aliases included).
 SUPPORTED_MEDIA_TYPES = frozenset(
     {
@@ -97,10 +98,31 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageTooLargeError(
             f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
         )
+    _check_structure(data, image)
     return image
 
 
-def decode_image(data: bytes, max_pixels: int, *, min_side: int | None = None) -> Image.Image:
+def _check_structure(data: bytes, image: Image.Image) -> None:
+    """Refuse files whose decoding work is out of proportion to their size, before any decoding.
+
+    A progressive JPEG is decoded scan by scan, each scan a pass over the whole
+    image, and a scan header is ten bytes: a small file can declare thousands of
+    them (2.5 ms each at 16 megapixels). Encoders write at most a few dozen.
+    Every ``FF DA`` pair counts: in entropy-coded data an ``FF`` is always
+    followed by ``00`` or a restart marker, so the count is exact except for
+    embedded JPEGs (an EXIF thumbnail), which it includes.
+    """
+    if image.format == "JPEG":
+        scans = data.count(b"\xff\xda")
+        if scans > MAX_JPEG_SCANS:
+            raise CorruptImageError(
+                f"the JPEG has {scans} scans; at most {MAX_JPEG_SCANS} are decoded (encoders write a few dozen at most)"
+            )
+
+
+def decode_image(
+    data: bytes, max_pixels: int, *, min_side: int | None = None, max_side: int | None = None
+) -> Image.Image:
     """Decode the first frame of an upload, EXIF orientation applied.
 
     Args:
@@ -110,6 +132,9 @@ def decode_image(data: bytes, max_pixels: int, *, min_side: int | None = None) -
             DCT scaling) as long as both sides stay at least this large. The
             classifier needs ~20 pixels per digit, so a phone photo need not be
             decoded at 12 megapixels.
+        max_side: when set, a decoded image with a longer side is reduced by an
+            integer factor (box filter) until it fits, so that the work after
+            decoding does not grow with a scan's resolution.
 
     Raises:
         the errors of :func:`open_image`, and CorruptImageError when the pixel data
@@ -127,7 +152,20 @@ def decode_image(data: bytes, max_pixels: int, *, min_side: int | None = None) -
     except Exception as error:  # truncated data: OSError, SyntaxError, EOFError, struct.error, ...
         raise CorruptImageError(f"the image data cannot be decoded (truncated or damaged?): {error}") from error
     method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
-    return image.transpose(method) if method is not None else image
+    image = image.transpose(method) if method is not None else image
+    return _reduced(image, max_side) if max_side is not None else image
+
+
+def _reduced(image: Image.Image, max_side: int) -> Image.Image:
+    """``image`` shrunk by the smallest integer factor that brings its longer side to ``max_side`` or less."""
+    factor = -(-max(image.size) // max_side)
+    if factor <= 1:
+        return image
+    if image.mode in ("P", "PA"):  # average colours, not palette indices
+        image = image.convert("RGBA" if image.mode == "PA" or "transparency" in image.info else "RGB")
+    elif image.mode == "1" or image.mode in _SIXTEEN_BIT_MODES:
+        image = image.convert("L" if image.mode == "1" else "I")
+    return image.reduce(factor)
 
 
 def _draft(image: Image.Image, min_side: int) -> None:
@@ -142,12 +180,9 @@ def to_grey(image: Image.Image) -> np.ndarray:
     """The image as an 8-bit grey ``(H, W)`` array, 0 = black, 255 = white."""
     if image.mode in _ALPHA_MODES or "transparency" in image.info:
         return _flatten_on_white(image)
-    if image.mode in _SIXTEEN_BIT_MODES:
-        return _scale_to_uint8(np.asarray(image).astype(np.float32), 65535.0)
-    if image.mode == "I":
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
         values = np.asarray(image).astype(np.float32)
-        # 32-bit integer images mostly carry 16-bit data (PNG, TIFF); 8-bit data stored wide stays as it is
-        return _scale_to_uint8(values, 255.0 if values.max(initial=0) <= 255 else 65535.0)
+        return _scale_to_uint8(values, _sensor_full_scale(float(values.max(initial=0))))
     if image.mode == "F":
         return _float_to_uint8(np.asarray(image).astype(np.float32))
     if image.mode == "LAB":
@@ -168,6 +203,17 @@ def _flatten_on_white(image: Image.Image) -> np.ndarray:
         # e.g. white ink on a transparent canvas: invisible on white, but the alpha is the drawing
         grey = 255.0 - pixels[..., 3]
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
+
+
+# Bit depths of the data that 16- and 32-bit integer images carry: 8-bit data stored wide, and
+# 10-, 12-, 14- and 16-bit sensor or scanner data.
+_SENSOR_BITS = (8, 10, 12, 14, 16)
+
+
+def _sensor_full_scale(peak: float) -> float:
+    """The white level of integer data whose brightest value is ``peak``: the smallest common bit
+    depth that holds it (a 12-bit scan, 0..4095, is scaled by 4095, not by 65535 into near-black)."""
+    return next((2.0**bits - 1 for bits in _SENSOR_BITS if peak <= 2**bits - 1), 65535.0)
 
 
 def _scale_to_uint8(values: np.ndarray, full_scale: float) -> np.ndarray:

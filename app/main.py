@@ -19,12 +19,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.admission import Admission
 from app.inference import InferenceEngine, TorchWorker, configure_torch, load_models, self_test
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware
 from app.problems import add_problem_schemas, install_problem_handlers
 from app.routers import catalog, classify, docs, health, orbit, rotate, site
+from app.sandbox import DecodePool
 from app.settings import Settings, get_settings
 from model.checkpoint import CheckpointError
 
@@ -69,6 +71,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     configure_logging(settings.log_level)
     worker = TorchWorker()
     app.state.settings, app.state.torch_worker, app.state.engine, app.state.load_error = settings, worker, None, None
+    app.state.admission = Admission(settings.max_inflight_requests, settings.max_inflight_bytes)
+    decoder = DecodePool(
+        settings.resolved_decode_processes(),
+        settings.decode_budget_s,
+        settings.decode_memory_bytes,
+        on_overrun=app.state.metrics.decode_overruns.inc,
+    )
+    decoder.start()
+    app.state.decoder = decoder
     try:
         app.state.engine = await worker.run(_start_engine, settings, worker, app.state.metrics)
         app.state.metrics.ready.set(1)
@@ -83,6 +94,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.engine = None
         app.state.metrics.ready.set(0)
         worker.close()
+        decoder.close()
 
 
 class _OptionalStaticFiles(StaticFiles):
@@ -107,6 +119,7 @@ def create_app() -> FastAPI:
     app.state.metrics = Metrics()
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware)
+    app.add_middleware(AdmissionMiddleware)  # before any body byte is read
     app.add_middleware(RequestContextMiddleware)  # outermost: ids, logs and metrics cover every response
     for module in (classify, orbit, rotate, catalog, health, site, docs):
         app.include_router(module.router)

@@ -46,6 +46,23 @@ class Metrics:
             registry=self.registry,
         )
         self.ready = Gauge("gcnn_ready", "1 when the models are loaded and self-tested.", registry=self.registry)
+        self.rejected = Counter(
+            "gcnn_rejected_requests",
+            "Upload requests refused with 503 by admission control, by the bound they hit.",
+            ("reason",),
+            registry=self.registry,
+        )
+        self.inflight_requests = Gauge(
+            "gcnn_inflight_requests", "Upload requests in flight (admitted, not yet answered).", registry=self.registry
+        )
+        self.inflight_bytes = Gauge(
+            "gcnn_inflight_bytes", "Declared body bytes of the upload requests in flight.", registry=self.registry
+        )
+        self.decode_overruns = Counter(
+            "gcnn_decode_overruns",
+            "Decode processes killed: over the time budget, abandoned by their client, or crashed.",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()

@@ -13,26 +13,38 @@ import uuid
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.admission import Admission
 from app.logs import request_id_var
 from app.metrics import Metrics
-from app.problems import UPLOAD_TOO_LARGE, ProblemException, problem_response
+from app.problems import (
+    OVERLOADED,
+    RETRY_AFTER_S,
+    UPLOAD_TOO_LARGE,
+    ProblemException,
+    internal_error_response,
+    problem_response,
+)
 from app.settings import Settings
 
-__all__ = ["BodyLimitMiddleware", "RequestContextMiddleware", "body_limit"]
+__all__ = ["AdmissionMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware", "body_limit"]
 
 access_logger = logging.getLogger("app.access")
+logger = logging.getLogger(__name__)
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first", in logs and metrics only
 MULTIPART_OVERHEAD = 16 * 1024  # bytes per file part for boundaries and part headers
 BATCH_PATH = "/classify/batch"
 
 
 class RequestContextMiddleware:
-    """Give each request an id (the client's ``X-Request-ID`` if sane), log it, time it, count it."""
+    """Give each request an id (the client's ``X-Request-ID`` if sane), log it, time it, count it;
+    turn an unexpected error into a 500 problem, logged once with that id; mark every response
+    ``X-Content-Type-Options: nosniff``."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -47,17 +59,27 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        status = 500  # what the client gets if the app raises before responding
+        status, responded = 500, False  # what the client gets if the app raises before responding
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
-                status = message["status"]
-                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+                status, responded = message["status"], True
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                headers.setdefault("X-Content-Type-Options", "nosniff")  # no browser guesses a type from bytes
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # nobody to answer; its work was stopped (app.disconnect)
+            status = CLIENT_CLOSED_REQUEST
+        except Exception:
+            # logged once, here, while the request id is set; the client gets a 500 problem naming it
+            logger.exception("unhandled error on %s %s", scope["method"], path)
+            if responded:  # too late for a problem response: let the server drop the connection
+                raise
+            await internal_error_response(Request(scope))(scope, receive, send_with_id)
         finally:
             endpoint = _endpoint(scope, path, root_path)
             self._record(scope["app"], scope["method"], path, endpoint, status, time.perf_counter() - started)
@@ -150,3 +172,47 @@ class BodyLimitMiddleware:
 
 def _too_large(limit: int, settings: Settings) -> str:
     return f"the request body is larger than {limit} bytes; each file may be at most {settings.max_upload_bytes} bytes"
+
+
+class AdmissionMiddleware:
+    """Admit an upload request (``POST``) only while :class:`app.admission.Admission` has room;
+    otherwise 503 with ``Retry-After``, before its body is read."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = getattr(scope.get("app"), "state", None)
+        admission: Admission | None = getattr(state, "admission", None)
+        if scope["type"] != "http" or scope["method"] != "POST" or admission is None:
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        size = int(declared) if declared.isdigit() else body_limit(state.settings, scope["path"])
+        metrics: Metrics = state.metrics
+        refused = admission.enter(size)
+        if refused is not None:
+            metrics.rejected.labels(refused).inc()
+            detail = (
+                f"the service is at its limit of {admission.max_requests} upload requests in flight"
+                if refused == "requests"
+                else f"the uploads in flight already hold {admission.bytes} of {admission.max_bytes} bytes"
+            )
+            response = problem_response(
+                Request(scope),
+                status=OVERLOADED.status,
+                title=OVERLOADED.title,
+                detail=f"{detail}; retry in a second",
+                type_uri=OVERLOADED.uri,
+                headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        metrics.inflight_requests.set(admission.requests)
+        metrics.inflight_bytes.set(admission.bytes)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            admission.leave(size)
+            metrics.inflight_requests.set(admission.requests)
+            metrics.inflight_bytes.set(admission.bytes)

@@ -27,11 +27,14 @@ from starlette.exceptions import HTTPException
 from app import errors
 
 __all__ = [
+    "OVERLOADED",
     "PROBLEM_MEDIA_TYPE",
+    "RETRY_AFTER_S",
     "Problem",
     "ProblemException",
     "add_problem_schemas",
     "install_problem_handlers",
+    "internal_error_response",
     "problem_response",
     "problem_responses",
 ]
@@ -57,8 +60,10 @@ class ProblemType:
 EMPTY_FILE = ProblemType("empty-file", 422, "Empty file")
 NOT_AN_IMAGE = ProblemType("not-an-image", 422, "Not a supported image")
 CORRUPT_IMAGE = ProblemType("corrupt-image", 422, "Image cannot be decoded")
+DECODE_BUDGET = ProblemType("decode-budget", 422, "Image too costly to decode")
 NO_INK = ProblemType("no-ink", 422, "No digit found")
 INVALID_TRANSFORM = ProblemType("invalid-transform", 422, "Invalid transformation")
+INVALID_FORM = ProblemType("invalid-form", 422, "Invalid form")
 UNKNOWN_GROUP = ProblemType("unknown-group", 404, "Unknown group")
 VALIDATION = ProblemType("validation-error", 422, "Invalid request parameters")
 UNSUPPORTED_MEDIA_TYPE = ProblemType("unsupported-media-type", 415, "Unsupported media type")
@@ -66,19 +71,24 @@ UPLOAD_TOO_LARGE = ProblemType("upload-too-large", 413, "Upload too large")
 IMAGE_TOO_LARGE = ProblemType("image-too-large", 413, "Image has too many pixels")
 TOO_MANY_FILES = ProblemType("too-many-files", 413, "Too many files")
 MODELS_UNAVAILABLE = ProblemType("models-unavailable", 503, "Models unavailable")
+OVERLOADED = ProblemType("overloaded", 503, "Service overloaded")
+RETRY_AFTER_S = 1  # what a 503 overloaded answer asks the client to wait
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 
 _DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
     errors.EmptyUploadError: EMPTY_FILE,
     errors.NotAnImageError: NOT_AN_IMAGE,
     errors.CorruptImageError: CORRUPT_IMAGE,
+    errors.DecodeBudgetError: DECODE_BUDGET,
     errors.NoInkError: NO_INK,
     errors.InvalidTransformError: INVALID_TRANSFORM,
+    errors.InvalidFormError: INVALID_FORM,
     errors.UnsupportedMediaTypeError: UNSUPPORTED_MEDIA_TYPE,
     errors.UploadTooLargeError: UPLOAD_TOO_LARGE,
     errors.ImageTooLargeError: IMAGE_TOO_LARGE,
     errors.TooManyFilesError: TOO_MANY_FILES,
     errors.ModelsUnavailableError: MODELS_UNAVAILABLE,
+    errors.ServiceOverloadedError: OVERLOADED,
 }
 PROBLEM_TYPES = (*_DOMAIN_PROBLEMS.values(), VALIDATION, UNKNOWN_GROUP, INTERNAL)
 
@@ -162,7 +172,8 @@ def _typed(request: Request, problem: ProblemType, detail: str, **kwargs: Any) -
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     problem = next(p for cls, p in _DOMAIN_PROBLEMS.items() if isinstance(exc, cls))
-    headers = {"Retry-After": "5"} if problem is MODELS_UNAVAILABLE else None
+    retry_after = {MODELS_UNAVAILABLE: 5, OVERLOADED: RETRY_AFTER_S}.get(problem)
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if problem.status >= 500:
         logger.warning("%s: %s", problem.title, exc)
     return _typed(request, problem, str(exc), headers=headers)
@@ -192,8 +203,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(request, status=exc.status_code, title=phrase, detail=detail, headers=exc.headers)
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def internal_error_response(request: Request) -> JSONResponse:
+    """The 500 problem for an unexpected error (a bug), naming the request id to quote.
+
+    Sent by :class:`app.middleware.RequestContextMiddleware`, which also logs the
+    traceback once, with the request id; no exception handler is registered for
+    ``Exception``, since Starlette runs those outside every middleware (the log
+    line would lose its request id) and re-raises to the server (a second log).
+    """
     request_id = getattr(request.state, "request_id", None)
     return _typed(request, INTERNAL, f"an unexpected error occurred; quote request id {request_id} when reporting it")
 
@@ -207,11 +224,11 @@ def _phrase(status: int) -> str:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Route every error the app can raise to a problem response."""
-    for exc_class in (errors.InputError, errors.ModelsUnavailableError):
+    for exc_class in (errors.InputError, errors.ModelsUnavailableError, errors.ServiceOverloadedError):
         app.add_exception_handler(exc_class, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    # anything else: app.middleware.RequestContextMiddleware (see internal_error_response)
 
 
 _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
@@ -226,12 +243,17 @@ _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
         (NOT_AN_IMAGE, "the file is not a supported image; send one of PNG, JPEG, GIF, BMP, WEBP, TIFF"),
         (CORRUPT_IMAGE, "the image data cannot be decoded (truncated or damaged?): image file is truncated"),
         (EMPTY_FILE, "the uploaded file is empty (0 bytes)"),
+        (DECODE_BUDGET, "decoding this image took longer than the budget of 2 s; send a smaller or simpler file"),
         (NO_INK, "no digit found: the image has no contrast (it is blank, uniform or a single pixel)"),
         (INVALID_TRANSFORM, "element 9 is out of range for C8: use 0..7"),
+        (INVALID_FORM, "the form has 2 'file' parts; send exactly one (or use /classify/batch)"),
         (VALIDATION, "query.angle: Input should be a finite number"),
     ],
     404: [(UNKNOWN_GROUP, "unknown group 'Q4': expected 'C<N>' or 'D<N>', e.g. 'C4', 'D8'")],
-    503: [(MODELS_UNAVAILABLE, "the models are not loaded: SHA-256 mismatch for weights/cnn_seed.safetensors")],
+    503: [
+        (MODELS_UNAVAILABLE, "the models are not loaded: SHA-256 mismatch for weights/cnn_seed.safetensors"),
+        (OVERLOADED, "the service is at its limit of 64 upload requests in flight; retry in a second"),
+    ],
     500: [(INTERNAL, "an unexpected error occurred; quote request id 5f0c6a4e9b2d4f7e when reporting it")],
 }
 _DESCRIPTIONS = {
@@ -241,7 +263,8 @@ _DESCRIPTIONS = {
     415: "The request is not multipart/form-data, or a file declares a non-image content type.",
     422: "The upload is not a usable image, or a parameter is invalid.",
     500: "Unexpected error (a bug); the server keeps serving.",
-    503: "The models are not loaded yet, or failed to load (see /readyz).",
+    503: "The models are not loaded yet or failed to load (see /readyz), or the service is at its limit of "
+    "requests in flight (Retry-After says when to try again).",
 }
 
 

@@ -333,10 +333,24 @@ class HealthResponse(BaseModel):
 class ReadyResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"status": "ready", "models": ["cnn_seed", "gcnn_c8_wide"], "torch_threads": 1}]
+            "examples": [
+                {
+                    "status": "ready",
+                    "models": ["cnn_seed", "gcnn_c8_wide"],
+                    "torch_threads": 1,
+                    "inflight_requests": 3,
+                    "max_inflight_requests": 64,
+                    "inflight_bytes": 1843,
+                    "max_inflight_bytes": 167772160,
+                }
+            ]
         }
     )
 
     status: Literal["ready"] = "ready"
     models: list[str]
     torch_threads: int
+    inflight_requests: int = Field(ge=0, description="Upload requests in flight (GCNN_MAX_INFLIGHT_REQUESTS).")
+    max_inflight_requests: int = Field(gt=0)
+    inflight_bytes: int = Field(ge=0, description="Their declared body bytes (GCNN_MAX_INFLIGHT_BYTES).")
+    max_inflight_bytes: int = Field(gt=0)

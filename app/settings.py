@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     max_rotate_pixels: int = Field(
         default=4_194_304,
         gt=0,
-        description="Largest image /rotate turns by an angle that needs interpolation (413 above).",
+        description="Largest image /rotate turns or mirrors, width x height, checked before decoding (413 above).",
     )
     max_batch: int = Field(
         default=16, gt=0, le=1024, description="Most files in one /classify/batch request (413 above)."
@@ -61,6 +61,42 @@ class Settings(BaseSettings):
         le=256,
         description="Intra-op threads for torch; default: usable CPUs / WEB_CONCURRENCY - 1, at least 1.",
     )
+    decode_processes: int | None = Field(
+        default=None,
+        gt=0,
+        le=64,
+        description="Decode processes for uploads that are not tiny (app/sandbox.py); default: usable CPUs.",
+    )
+    decode_budget_s: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Most seconds a decode process may spend on one image; past it the process is killed (422).",
+    )
+    decode_memory_bytes: int = Field(
+        default=1 << 30,
+        ge=256 << 20,
+        description="Address-space limit of each decode process, in bytes (413 for an image that needs more).",
+    )
+    max_inflight_requests: int = Field(
+        default=64, gt=0, description="Upload requests (POST) in flight at once; 503 + Retry-After beyond."
+    )
+    max_inflight_bytes: int = Field(
+        default=160 * 1024 * 1024,
+        gt=0,
+        description="Sum of the declared bodies of the upload requests in flight, in bytes; 503 + Retry-After beyond.",
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Largest request head (request line + headers), in bytes (431 above)."
+    )
+    max_headers: int = Field(default=100, gt=0, description="Most header lines in a request (431 above).")
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, description="Seconds a client has to send a request's head, from its first byte (408)."
+    )
+    body_timeout_s: float = Field(
+        default=60.0, gt=0, description="Seconds a client has to send a request's body, from the end of its head (408)."
+    )
+    keep_alive_s: float = Field(default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
     log_level: LogLevel = "INFO"
 
     @field_validator("models", mode="before")
@@ -88,6 +124,10 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    def resolved_decode_processes(self) -> int:
+        """Decode processes: explicit, or one per usable CPU (they run beside the torch worker)."""
+        return self.decode_processes if self.decode_processes is not None else _usable_cpus()
+
     def resolved_torch_threads(self) -> int:
         """The intra-op thread count: explicit, or this worker's share of the CPUs less one.
 
@@ -99,13 +139,17 @@ class Settings(BaseSettings):
         """
         if self.torch_threads is not None:
             return self.torch_threads
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cpus = _usable_cpus()
         try:
             workers = max(1, int(os.environ.get("WEB_CONCURRENCY", "1")))
         except ValueError:
             logging.getLogger(__name__).warning("ignoring non-integer WEB_CONCURRENCY")
             workers = 1
         return max(1, cpus // workers - 1)
+
+
+def _usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @lru_cache

@@ -3,7 +3,8 @@
 A file name is only ever shown back to the client, never used as a path; it is
 still cut to its last path component and stripped of control characters, so a
 name like ``../../etc/passwd`` or one carrying a newline cannot mislead anyone
-reading the response or the logs.
+reading the response or the logs, and of lone surrogates (what a part declared
+in ``utf-7`` may decode to), which no UTF-8 response or header can carry.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.imaging import SUPPORTED_MEDIA_TYPES
 __all__ = ["Upload", "check_media_type", "read_upload", "read_uploads", "safe_filename"]
 
 MAX_FILENAME_CHARS = 255
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, formats, surrogates, line breaks
 # Clients that cannot tell the type send one of these; the bytes decide then.
 _UNTYPED = frozenset({"", "application/octet-stream", "binary/octet-stream", "application/unknown"})
 
@@ -30,11 +32,12 @@ class Upload:
 
 
 def safe_filename(name: str | None) -> str | None:
-    """The last path component of ``name``, without control characters, at most 255 characters."""
+    """The last path component of ``name``, without control characters or surrogates, at most 255 characters."""
     if not name:
         return None
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(char for char in base if unicodedata.category(char) not in ("Cc", "Cf", "Zl", "Zp")).strip()
+    # Cs: lone surrogates (a part decoded as utf-7, say) cannot be encoded in JSON or a header
+    cleaned = "".join(char for char in base if unicodedata.category(char) not in _DROPPED_CATEGORIES).strip()
     cleaned = cleaned[:MAX_FILENAME_CHARS]
     return cleaned if cleaned not in ("", ".", "..") else None
 

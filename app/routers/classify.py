@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from app.dependencies import (
+    DecoderDep,
     EngineDep,
     MetricsDep,
     PreprocessDep,
@@ -16,8 +17,9 @@ from app.dependencies import (
     UploadsDep,
     require_multipart,
 )
+from app.disconnect import unless_disconnected
 from app.errors import TooManyFilesError
-from app.pipeline import predictions, prepare_batch, to_png_base64, transform_info
+from app.pipeline import classify_uploads, predictions, to_png_base64, transform_info
 from app.problems import problem_responses
 from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse
 from app.uploads import read_upload, read_uploads
@@ -38,17 +40,20 @@ _ERRORS = problem_responses(400, 413, 415, 422, 500, 503)
     responses=_ERRORS,
 )
 async def classify(
+    request: Request,
     file: UploadDep,
     transform: TransformDep,
     preprocess: PreprocessDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
+    decoder: DecoderDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
 ) -> ClassifyResponse:
     upload = await read_upload(file, settings.max_upload_bytes)
-    batch, outputs = await engine.classify(prepare_batch, [upload], settings.max_pixels, preprocess, transform)
+    work = classify_uploads([upload], engine, decoder, settings.max_pixels, preprocess, transform)
+    batch, outputs = await unless_disconnected(request, work)
     metrics.images.labels("/classify").inc()
     return ClassifyResponse(
         request_id=request_id,
@@ -71,19 +76,22 @@ async def classify(
     responses=_ERRORS,
 )
 async def classify_batch(
+    request: Request,
     files: UploadsDep,
     transform: TransformDep,
     preprocess: PreprocessDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
+    decoder: DecoderDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
 ) -> ClassifyBatchResponse:
     if len(files) > settings.max_batch:
         raise TooManyFilesError(f"{len(files)} files in one batch; the limit is {settings.max_batch}")
     uploads = await read_uploads(files, settings.max_upload_bytes)
-    batch, outputs = await engine.classify(prepare_batch, uploads, settings.max_pixels, preprocess, transform)
+    work = classify_uploads(uploads, engine, decoder, settings.max_pixels, preprocess, transform)
+    batch, outputs = await unless_disconnected(request, work)
     metrics.images.labels("/classify/batch").inc(len(uploads))
     items = [
         BatchItem(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import numpy as np
 import torch
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.dependencies import (
+    DecoderDep,
     EngineDep,
     MetricsDep,
     PreprocessDep,
@@ -17,9 +19,10 @@ from app.dependencies import (
     UploadDep,
     require_multipart,
 )
+from app.disconnect import unless_disconnected
 from app.errors import InvalidTransformError
 from app.inference import ModelOutput
-from app.pipeline import prepare_batch, to_png_base64
+from app.pipeline import decode_uploads, prepare_batch, to_png_base64
 from app.preprocessing import PreprocessMode
 from app.problems import problem_responses
 from app.schemas import OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
@@ -43,11 +46,13 @@ router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipar
     responses=problem_responses(400, 413, 415, 422, 500, 503),
 )
 async def orbit(
+    request: Request,
     file: UploadDep,
     preprocess: PreprocessDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
+    decoder: DecoderDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
     group: Annotated[
@@ -66,7 +71,12 @@ async def orbit(
             f"{symmetry.name} has {symmetry.order} elements; /orbit allows at most {settings.max_orbit}"
         )
     upload = await read_upload(file, settings.max_upload_bytes)
-    batch, outputs = await engine.classify(_orbit_batch, upload, settings.max_pixels, preprocess, symmetry)
+
+    async def work() -> tuple[torch.Tensor, list[ModelOutput]]:
+        inputs = await decode_uploads([upload], decoder, settings.max_pixels, preprocess)
+        return await engine.classify(_orbit_batch, inputs[0], settings.max_pixels, preprocess, symmetry)
+
+    batch, outputs = await unless_disconnected(request, work())
     metrics.images.labels("/orbit").inc()
     return OrbitResponse(
         request_id=request_id,
@@ -80,9 +90,11 @@ async def orbit(
     )
 
 
-def _orbit_batch(upload: Upload, max_pixels: int, preprocess: PreprocessMode, group: Group) -> torch.Tensor:
+def _orbit_batch(
+    item: np.ndarray | Upload, max_pixels: int, preprocess: PreprocessMode, group: Group
+) -> torch.Tensor:
     """The upright input transformed by every element of ``group``: ``(|G|, 1, 28, 28)``."""
-    upright = prepare_batch([upload], max_pixels, preprocess, Transform())
+    upright = prepare_batch([item], max_pixels, preprocess, Transform())
     return torch.cat([group.transform_images(upright, g) for g in group.elements()])
 
 

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.dependencies import MetricsDep, SettingsDep, TorchWorkerDep, TransformDep, UploadDep, require_multipart
-from app.errors import ImageTooLargeError
-from app.imaging import decode_image, encode_png, to_display_pixels
+from app.dependencies import (
+    DecoderDep,
+    MetricsDep,
+    SettingsDep,
+    TorchWorkerDep,
+    TransformDep,
+    UploadDep,
+    require_multipart,
+)
+from app.disconnect import unless_disconnected
+from app.imaging import encode_png
 from app.problems import problem_responses
 from app.transforms import Transform, transform_picture
 from app.uploads import read_upload
@@ -33,35 +42,32 @@ _PNG_RESPONSE: dict[int | str, dict[str, Any]] = {
         "element (`group` + `element`) or an angle, as PNG, in colour. Quarter turns and mirrors are exact; a "
         "quarter turn of a non-square picture swaps width and height. Other angles interpolate bilinearly about "
         "the centre and keep the size; the corners they uncover take the picture's background colour (the median "
-        "of its border), or become transparent if the picture has transparency. They are limited to "
+        "of its border), or become transparent if the picture has transparency. Pictures are limited to "
         "GCNN_MAX_ROTATE_PIXELS pixels. No preprocessing: this is the picture, not the model input."
     ),
     response_class=Response,
-    responses={**_PNG_RESPONSE, **problem_responses(400, 413, 415, 422, 500)},
+    responses={**_PNG_RESPONSE, **problem_responses(400, 413, 415, 422, 500, 503)},
 )
 async def rotate_picture(
+    request: Request,
     file: UploadDep,
     transform: TransformDep,
     settings: SettingsDep,
     worker: TorchWorkerDep,
+    decoder: DecoderDep,
     metrics: MetricsDep,
 ) -> Response:
     upload = await read_upload(file, settings.max_upload_bytes)
-    # decoding and rotating run on the torch worker: a large picture never competes with the models for cores
-    png = await worker.run(_rotate, upload.data, transform, settings.max_pixels, settings.max_rotate_pixels)
+    limit = min(settings.max_pixels, settings.max_rotate_pixels)
+
+    async def work() -> bytes:
+        pixels = await decoder.run("display_pixels", upload.data, limit)  # budgeted, in a decode process
+        turned = await worker.run(transform_picture, pixels, transform)
+        return await asyncio.to_thread(encode_png, turned)  # zlib releases the GIL: off the loop and the worker
+
+    png = await unless_disconnected(request, work())
     metrics.images.labels("/rotate").inc()
     return Response(png, media_type="image/png", headers=_headers(upload.filename, transform))
-
-
-def _rotate(data: bytes, transform: Transform, max_pixels: int, max_rotate_pixels: int) -> bytes:
-    pixels = to_display_pixels(decode_image(data, max_pixels))
-    height, width = pixels.shape[:2]
-    if not transform.is_exact and height * width > max_rotate_pixels:
-        raise ImageTooLargeError(
-            f"rotating by {transform.degrees:g} degrees interpolates, which is limited to "
-            f"{max_rotate_pixels} pixels; this image has {height * width} (quarter turns have no limit)"
-        )
-    return encode_png(transform_picture(pixels, transform))
 
 
 def _headers(filename: str | None, transform: Transform) -> dict[str, str]:

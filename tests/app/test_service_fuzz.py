@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from app.decoding import model_input
 from app.errors import InputError
 from app.imaging import decode_image, to_display_pixels
-from app.pipeline import model_input
 from app.preprocessing import PreprocessMode
 from app.transforms import Transform, transform_picture
 

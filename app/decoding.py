@@ -1,0 +1,33 @@
+"""What the decode processes run: an upload's bytes in, a small array out.
+
+Everything here is plain NumPy and Pillow (never torch), so that
+:mod:`app.sandbox` can run it in small worker processes with a time and memory
+budget; an upload that costs more is stopped there, not in the service.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.imaging import decode_image, to_display_pixels, to_grey
+from app.preprocessing import PreprocessMode, to_model_input
+
+__all__ = ["DECODE_MAX_SIDE", "DECODE_MIN_SIDE", "display_pixels", "model_input"]
+
+# A JPEG may be decoded at 1/2, 1/4 or 1/8 scale if its short side stays above this:
+# enough for a digit that fills a fraction of a photo to keep ~100 px before it shrinks to 20.
+DECODE_MIN_SIDE = 512
+# Any other image is reduced (box filter, integer factor) to this long side after decoding, so the
+# preprocessing of a 16-megapixel scan costs what a 4-megapixel one does.
+DECODE_MAX_SIDE = 2048
+
+
+def model_input(data: bytes, max_pixels: int, mode: PreprocessMode | str) -> np.ndarray:
+    """Upload bytes -> the upright ``(28, 28)`` float32 input (see :mod:`app.preprocessing`)."""
+    image = decode_image(data, max_pixels, min_side=DECODE_MIN_SIDE, max_side=DECODE_MAX_SIDE)
+    return to_model_input(to_grey(image), PreprocessMode(mode))
+
+
+def display_pixels(data: bytes, max_pixels: int) -> np.ndarray:
+    """Upload bytes -> 8-bit pixels to show (``/rotate``), the pixel limit checked on the header."""
+    return to_display_pixels(decode_image(data, max_pixels))

@@ -1,0 +1,195 @@
+"""Decoding uploads in worker processes that can be stopped: a hard budget per image.
+
+No upload may hold the service. Structural checks refuse what is plainly out of
+proportion before decoding (:func:`app.imaging.open_image`), but a decoder's
+work cannot be interrupted from another thread, so every decode runs in one of
+a few small processes (``python -m app.sandbox``: NumPy and Pillow, never
+torch) that the service ends when it overruns:
+
+- **time**: each call has ``budget_s`` seconds; past it the process is killed,
+  a fresh one takes its place, and the request gets a 422 ``decode-budget``
+  problem. The torch worker and the other decode processes never wait for it.
+- **memory**: each process runs under an address-space limit (``RLIMIT_AS``);
+  a decode that needs more fails with a 413.
+- **disconnects**: a request cancelled while its decode runs (its client went
+  away) kills that process too, so abandoned work stops at once.
+
+The wire format is length-prefixed frames over the child's stdin and stdout:
+a JSON header, then raw bytes (the upload in, a NumPy array's buffer out).
+Nothing is unpickled on either side, so a decoder that a crafted file
+subverted still cannot reach into the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from app import errors
+
+__all__ = ["DecodePool"]
+
+logger = logging.getLogger(__name__)
+
+# The errors a decode may answer with, by name: anything else is a bug (500).
+_ANSWERABLE: tuple[type[errors.InputError], ...] = (
+    errors.CorruptImageError,
+    errors.EmptyUploadError,
+    errors.ImageTooLargeError,
+    errors.NoInkError,
+    errors.NotAnImageError,
+)
+_INPUT_ERRORS = {cls.__name__: cls for cls in _ANSWERABLE}
+
+
+class _Process:
+    """One decode process and the parent's ends of its pipes."""
+
+    def __init__(self, memory_bytes: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.sandbox", str(memory_bytes)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+
+    async def call(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes]:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        descriptor = self.replies.fileno()
+        loop.add_reader(descriptor, lambda: ready.done() or ready.set_result(None))
+        try:
+            self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
+            self.requests.send_bytes(data)
+            await asyncio.wait_for(ready, timeout)
+            return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes()
+        finally:
+            loop.remove_reader(descriptor)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=5)
+        self.requests.close()
+        self.replies.close()
+
+
+class DecodePool:
+    """``processes`` decode processes, each call limited to ``budget_s`` seconds and ``memory_bytes``."""
+
+    def __init__(
+        self, processes: int, budget_s: float, memory_bytes: int, on_overrun: Callable[[], object] | None = None
+    ) -> None:
+        if processes < 1 or budget_s <= 0 or memory_bytes <= 0:
+            raise ValueError(f"invalid decode pool: {processes} processes, {budget_s} s, {memory_bytes} bytes")
+        self.processes, self.budget_s, self.memory_bytes = processes, budget_s, memory_bytes
+        self._idle: asyncio.Queue[_Process] = asyncio.Queue()
+        self._all: set[_Process] = set()
+        self.overruns = 0  # calls stopped at the budget, abandoned by their client, or crashed
+        self._on_overrun = on_overrun
+
+    def start(self) -> None:
+        """Start the processes (they import NumPy and Pillow: ~0.3 s, in parallel)."""
+        for _ in range(self.processes):
+            self._add(_Process(self.memory_bytes))
+
+    def close(self) -> None:
+        for process in list(self._all):
+            process.kill()
+        self._all.clear()
+
+    @property
+    def busy(self) -> int:
+        """Processes decoding right now."""
+        return len(self._all) - self._idle.qsize()
+
+    async def run(self, function: str, data: bytes, *args: Any) -> np.ndarray:
+        """``app.decoding.<function>(data, *args)`` in a decode process: its array, or its input error.
+
+        Raises:
+            DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed.
+        """
+        process = await self._idle.get()
+        started = time.perf_counter()
+        try:
+            header, payload = await process.call(function, data, list(args), self.budget_s)
+        except BaseException as error:  # timeout, cancellation (client gone), a crash: the process is spent
+            self._replace(process)
+            if isinstance(error, TimeoutError):
+                logger.warning(
+                    "decode stopped after %.2f s (budget %g s)", time.perf_counter() - started, self.budget_s
+                )
+                raise errors.DecodeBudgetError(
+                    f"decoding this image took longer than the budget of {self.budget_s:g} s; "
+                    "send a smaller or simpler file (a plain PNG or a baseline JPEG)"
+                ) from None
+            if isinstance(error, EOFError | OSError):
+                raise errors.CorruptImageError("the image crashed the decoder; it is damaged or crafted") from None
+            raise
+        self._idle.put_nowait(process)
+        if "error" in header:
+            error_class = _INPUT_ERRORS.get(header["error"])
+            if error_class is None:
+                raise RuntimeError(f"decode process failed: {header['message']}")
+            raise error_class(header["message"])
+        return np.frombuffer(payload, dtype=header["dtype"]).reshape(header["shape"])
+
+    def _add(self, process: _Process) -> None:
+        self._all.add(process)
+        self._idle.put_nowait(process)
+
+    def _replace(self, process: _Process) -> None:
+        self.overruns += 1
+        if self._on_overrun is not None:
+            self._on_overrun()
+        self._all.discard(process)
+        process.kill()
+        self._add(_Process(self.memory_bytes))
+
+
+def _serve(memory_bytes: int) -> None:
+    """The decode process: answer each request frame pair until stdin closes."""
+    import resource
+    import traceback
+
+    from app import decoding
+
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    functions = {"model_input": decoding.model_input, "display_pixels": decoding.display_pixels}
+    requests, replies = Connection(0, writable=False), Connection(1, readable=False)
+    sys.stdout = sys.stderr  # stdout is the reply channel
+    while True:
+        try:
+            request, data = json.loads(requests.recv_bytes(1 << 16)), requests.recv_bytes()
+        except (EOFError, OSError, KeyboardInterrupt):
+            return
+        try:
+            result = np.ascontiguousarray(functions[request["function"]](data, *request["args"]))
+            header: dict[str, Any] = {"dtype": result.dtype.str, "shape": list(result.shape)}
+            payload = result.tobytes()
+        except MemoryError:
+            message = "decoding this image needs more memory than one upload may use"
+            header, payload = {"error": "ImageTooLargeError", "message": message}, b""
+        except Exception as error:
+            message = str(error) if isinstance(error, errors.InputError) else traceback.format_exc()
+            header, payload = {"error": type(error).__name__, "message": message}, b""
+        replies.send_bytes(json.dumps(header).encode())
+        replies.send_bytes(payload)
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))
