@@ -118,8 +118,8 @@ def create_app() -> FastAPI:
     )
     app.state.metrics = Metrics()
     install_problem_handlers(app)
+    app.add_middleware(AdmissionMiddleware)  # before any body byte is read; after the size check
     app.add_middleware(BodyLimitMiddleware)
-    app.add_middleware(AdmissionMiddleware)  # before any body byte is read
     app.add_middleware(RequestContextMiddleware)  # outermost: ids, logs and metrics cover every response
     for module in (classify, orbit, rotate, catalog, health, site, docs):
         app.include_router(module.router)

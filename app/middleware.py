@@ -184,7 +184,7 @@ class AdmissionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = getattr(scope.get("app"), "state", None)
         admission: Admission | None = getattr(state, "admission", None)
-        if scope["type"] != "http" or scope["method"] != "POST" or admission is None:
+        if scope["type"] != "http" or scope["method"] != "POST" or admission is None or state is None:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
@@ -204,7 +204,9 @@ class AdmissionMiddleware:
                 title=OVERLOADED.title,
                 detail=f"{detail}; retry in a second",
                 type_uri=OVERLOADED.uri,
-                headers={"Retry-After": str(RETRY_AFTER_S), "Connection": "close"},
+                # no Connection: close: the server reads the unread body and drops it, so the client,
+                # still sending, gets to read this answer (a close now would reset the connection)
+                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
             await response(scope, receive, send)
             return

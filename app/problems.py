@@ -27,8 +27,10 @@ from starlette.exceptions import HTTPException
 from app import errors
 
 __all__ = [
+    "HEADERS_TOO_LARGE",
     "OVERLOADED",
     "PROBLEM_MEDIA_TYPE",
+    "REQUEST_TIMEOUT",
     "RETRY_AFTER_S",
     "Problem",
     "ProblemException",
@@ -74,6 +76,9 @@ MODELS_UNAVAILABLE = ProblemType("models-unavailable", 503, "Models unavailable"
 OVERLOADED = ProblemType("overloaded", 503, "Service overloaded")
 RETRY_AFTER_S = 1  # what a 503 overloaded answer asks the client to wait
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
+# Written by app.server's protocol before a request reaches the app:
+HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "Request Header Fields Too Large")
+REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "Request Timeout")
 
 _DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
     errors.EmptyUploadError: EMPTY_FILE,

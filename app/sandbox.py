@@ -28,8 +28,8 @@ import logging
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -68,18 +68,13 @@ class _Process:
         self.process.stdin.close()
         self.process.stdout.close()
 
-    async def call(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes]:
-        loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        descriptor = self.replies.fileno()
-        loop.add_reader(descriptor, lambda: ready.done() or ready.set_result(None))
-        try:
-            self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
-            self.requests.send_bytes(data)
-            await asyncio.wait_for(ready, timeout)
-            return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes()
-        finally:
-            loop.remove_reader(descriptor)
+    def exchange(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes] | None:
+        """Send one call and wait for its answer (blocking: run it on a thread); ``None`` past ``timeout``."""
+        self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
+        self.requests.send_bytes(data)
+        if not self.replies.poll(timeout):
+            return None
+        return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes()
 
     def kill(self) -> None:
         self.process.kill()
@@ -99,6 +94,7 @@ class DecodePool:
         self.processes, self.budget_s, self.memory_bytes = processes, budget_s, memory_bytes
         self._idle: asyncio.Queue[_Process] = asyncio.Queue()
         self._all: set[_Process] = set()
+        self._threads = ThreadPoolExecutor(max_workers=processes, thread_name_prefix="decode")
         self.overruns = 0  # calls stopped at the budget, abandoned by their client, or crashed
         self._on_overrun = on_overrun
 
@@ -111,6 +107,7 @@ class DecodePool:
         for process in list(self._all):
             process.kill()
         self._all.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     @property
     def busy(self) -> int:
@@ -124,22 +121,25 @@ class DecodePool:
             DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed.
         """
         process = await self._idle.get()
-        started = time.perf_counter()
-        try:
-            header, payload = await process.call(function, data, list(args), self.budget_s)
-        except BaseException as error:  # timeout, cancellation (client gone), a crash: the process is spent
+        loop = asyncio.get_running_loop()
+        try:  # pipes block: the exchange waits on a thread of its own, never on the event loop
+            answer = await loop.run_in_executor(
+                self._threads, process.exchange, function, data, list(args), self.budget_s
+            )
+        except BaseException as error:  # cancelled (the client went away) or crashed: the process is spent
             self._replace(process)
-            if isinstance(error, TimeoutError):
-                logger.warning(
-                    "decode stopped after %.2f s (budget %g s)", time.perf_counter() - started, self.budget_s
-                )
-                raise errors.DecodeBudgetError(
-                    f"decoding this image took longer than the budget of {self.budget_s:g} s; "
-                    "send a smaller or simpler file (a plain PNG or a baseline JPEG)"
-                ) from None
             if isinstance(error, EOFError | OSError):
+                logger.warning("decode process died: %r", error)
                 raise errors.CorruptImageError("the image crashed the decoder; it is damaged or crafted") from None
             raise
+        if answer is None:
+            self._replace(process)
+            logger.warning("decode stopped at its budget of %g s", self.budget_s)
+            raise errors.DecodeBudgetError(
+                f"decoding this image took longer than the budget of {self.budget_s:g} s; "
+                "send a smaller or simpler file (a plain PNG or a baseline JPEG)"
+            )
+        header, payload = answer
         self._idle.put_nowait(process)
         if "error" in header:
             error_class = _INPUT_ERRORS.get(header["error"])
@@ -169,7 +169,10 @@ def _serve(memory_bytes: int) -> None:
     from app import decoding
 
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    functions = {"model_input": decoding.model_input, "display_pixels": decoding.display_pixels}
+    functions: dict[str, Callable[..., np.ndarray]] = {
+        "model_input": decoding.model_input,
+        "display_pixels": decoding.display_pixels,
+    }
     requests, replies = Connection(0, writable=False), Connection(1, readable=False)
     sys.stdout = sys.stderr  # stdout is the reply channel
     while True:

@@ -96,7 +96,10 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         default=60.0, gt=0, description="Seconds a client has to send a request's body, from the end of its head (408)."
     )
-    keep_alive_s: float = Field(default=5.0, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    keep_alive_s: int = Field(default=5, gt=0, description="Seconds an idle keep-alive connection stays open.")
+    max_connections: int = Field(
+        default=512, gt=0, description="Connections (and requests) served at once by a worker; 503 beyond."
+    )
     log_level: LogLevel = "INFO"
 
     @field_validator("models", mode="before")

@@ -1,6 +1,6 @@
 """The demo page in a real browser: Debian's Chromium driven by Playwright.
 
-Starts the real service (``uvicorn app.main:app`` on a free loopback port, the
+Starts the real service (``python -m app.server`` on a free loopback port, the
 shipped weights), then does what a visitor does: draws a digit with mouse
 strokes, waits for both models' answers, turns it by a group element and by the
 free angle, switches to D4, uploads a picture, and finally uploads something that
@@ -15,17 +15,14 @@ import base64
 import io
 import logging
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.service_process import running_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -49,53 +46,11 @@ TIMEOUT_MS = 60_000  # two shared CPU cores: a first inference can take a few se
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the service exited with {process.returncode}; log:\n{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the service was not ready within {timeout:.0f}s; log:\n{log_path.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="module")
 def service() -> Iterator[str]:
-    """The real service in its own process: ``uvicorn app.main:app`` on a free loopback port."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = ARTIFACTS / "browser_service.log"
-    env = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(base, process, log_path)
+    """The real service in its own process, as ``make serve`` runs it, on a free loopback port."""
+    with running_service(ARTIFACTS / "browser_service.log") as (base, _):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

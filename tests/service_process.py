@@ -1,0 +1,68 @@
+"""The real service in its own process, as `make serve` runs it: ``python -m app.server`` on a free loopback port.
+
+Used by the tests that need real HTTP (the browser test, the attack suite).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}; log:\n{log_path.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the service was not ready within {timeout:.0f}s; log:\n{log_path.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_service(
+    log_path: Path, env: dict[str, str] | None = None, timeout: float = 120.0
+) -> Iterator[tuple[str, int]]:
+    """``(base URL, server pid)`` of a started and ready service; stopped on exit. ``env`` adds ``GCNN_*`` settings."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(base, process, log_path, timeout)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
