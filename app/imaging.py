@@ -149,6 +149,8 @@ def decode_image(
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(f"the image has too many pixels to decode safely ({error})") from error
+    except MemoryError as error:  # a decode process's memory limit (app.sandbox)
+        raise ImageTooLargeError("decoding this image needs more memory than one upload may use") from error
     except Exception as error:  # truncated data: OSError, SyntaxError, EOFError, struct.error, ...
         raise CorruptImageError(f"the image data cannot be decoded (truncated or damaged?): {error}") from error
     method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None

@@ -67,9 +67,15 @@ class _Process:
         self.replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
         self.process.stdin.close()
         self.process.stdout.close()
+        self.started = False
 
     def exchange(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes] | None:
-        """Send one call and wait for its answer (blocking: run it on a thread); ``None`` past ``timeout``."""
+        """Send one call and wait for its answer (blocking: run it on a thread); ``None`` past ``timeout``.
+
+        The first call waits for the process to have started (its imports are not the upload's cost)."""
+        if not self.started:
+            self.replies.recv_bytes(16)  # the "ready" frame
+            self.started = True
         self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
         self.requests.send_bytes(data)
         if not self.replies.poll(timeout):
@@ -175,6 +181,7 @@ def _serve(memory_bytes: int) -> None:
     }
     requests, replies = Connection(0, writable=False), Connection(1, readable=False)
     sys.stdout = sys.stderr  # stdout is the reply channel
+    replies.send_bytes(b"ready")
     while True:
         try:
             request, data = json.loads(requests.recv_bytes(1 << 16)), requests.recv_bytes()

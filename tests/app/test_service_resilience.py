@@ -1,0 +1,296 @@
+"""The resilience fixes, one by one, through the app in process (the attack suite replays them over real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from conftest import encode, mnist_like, png_of, upload
+from fastapi.testclient import TestClient
+from PIL import Image
+from starlette.requests import ClientDisconnect
+
+from app.admission import Admission
+from app.dependencies import get_engine
+from app.disconnect import unless_disconnected
+from app.errors import CorruptImageError, DecodeBudgetError, ImageTooLargeError, NotAnImageError
+from app.imaging import MAX_JPEG_SCANS, open_image
+from app.logs import RequestIdFilter
+from app.main import create_app
+from app.sandbox import DecodePool
+from app.settings import Settings, get_settings
+from app.uploads import safe_filename
+
+SURROGATE_PART = (
+    b'--B\r\nContent-Disposition: form-data; name="%s"; filename="+2AA-.png"\r\nContent-Type: %s\r\n\r\n%s\r\n--B--\r\n'
+)
+UTF7_FORM = {"content-type": "multipart/form-data; boundary=B; charset=utf-7"}
+
+
+def surrogate_body(data: bytes, field: bytes = b"file", media_type: bytes = b"image/png") -> bytes:
+    """One part whose file name, decoded with the form's charset utf-7, is a lone surrogate."""
+    return SURROGATE_PART % (field, media_type, data)
+
+
+# -- file names ------------------------------------------------------------------------------------
+def test_safe_filename_drops_surrogates() -> None:
+    assert safe_filename("\ud800.png") == ".png"
+    assert safe_filename("a\udfffb.png") == "ab.png"
+    assert safe_filename("\ud800") is None
+    json.dumps(safe_filename("x\ud800y"), ensure_ascii=False).encode()  # encodable now
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "data", "media_type", "status"),
+    [
+        ("/classify", b"file", png_of(3), b"image/png", 200),  # the name is echoed in the answer
+        ("/orbit", b"file", png_of(3), b"image/png", 200),
+        ("/rotate", b"file", png_of(3), b"image/png", 200),  # ... and in Content-Disposition
+        ("/classify/batch", b"files", png_of(3), b"image/png", 200),
+        ("/classify", b"file", png_of(3), b"application/pdf", 415),  # the 415 message names the file
+        ("/classify/batch", b"files", b"not an image", b"image/png", 422),
+    ],
+)
+def test_surrogate_file_names_are_answered_on_every_endpoint(
+    client: TestClient, path: str, field: bytes, data: bytes, media_type: bytes, status: int
+) -> None:
+    response = client.post(path, content=surrogate_body(data, field, media_type), headers=UTF7_FORM)
+    assert response.status_code == status, response.text
+    if path == "/rotate":
+        assert response.headers["content-disposition"].startswith('inline; filename="image-rotated.png"')
+
+
+def test_surrogate_file_name_in_a_batch_error_message(client: TestClient) -> None:
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="files"; filename="ok.png"\r\nContent-Type: image/png\r\n\r\n'
+        + png_of(1)
+        + b'\r\n--B\r\nContent-Disposition: form-data; name="files"; filename="+2AA-.png"\r\n'
+        b"Content-Type: image/png\r\n\r\nnot an image\r\n--B--\r\n"
+    )
+    response = client.post("/classify/batch", content=body, headers=UTF7_FORM)
+    assert response.status_code == 422 and "file 1 (.png)" in response.json()["detail"]
+
+
+# -- structural checks and decode budgets --------------------------------------------------------------
+def progressive_jpeg(extra_scans: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 255).save(buffer, "JPEG", progressive=True)
+    data = buffer.getvalue()
+    table = bytes([0xFF, 0xC4, 0x00, 0x14, 0x11, 0x01]) + bytes(16)
+    first_scan = data.index(b"\xff\xda")
+    body = data[:first_scan] + table + data[first_scan:-2]
+    return body + bytes.fromhex("ffda0008010101013f00") * extra_scans + b"\xff\xd9"
+
+
+def test_jpeg_with_too_many_scans_is_refused_before_decoding() -> None:
+    open_image(progressive_jpeg(MAX_JPEG_SCANS - 10), 10**6)  # within the limit
+    with pytest.raises(CorruptImageError, match="scans"):
+        open_image(progressive_jpeg(MAX_JPEG_SCANS + 1), 10**6)
+
+
+def test_decode_budget_ends_a_slow_decode_through_the_api(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(decode_budget_s=0.02)
+    slow = encode(np.random.default_rng(0).integers(0, 256, (2000, 2000), dtype=np.uint8))  # ~4 MB of noise
+    response = client.post("/classify", files=upload(slow))
+    assert response.status_code == 422 and response.json()["type"].endswith(":decode-budget")
+    assert client.post("/classify", files=upload(png_of(7))).status_code == 200
+
+
+def run(coroutine: object) -> object:
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def big_png(side: int, mode: str = "L") -> bytes:
+    pixels = np.random.default_rng(side).integers(0, 256, (side, side, len(mode)), dtype=np.uint8).squeeze()
+    return encode(Image.fromarray(pixels, mode), "PNG", compress_level=1)
+
+
+def test_decode_pool_kills_and_replaces_a_process_past_its_budget() -> None:
+    async def scenario() -> tuple[int, tuple[int, ...]]:
+        pool = DecodePool(1, 0.02, 1 << 30)
+        pool.start()
+        try:
+            with pytest.raises(DecodeBudgetError):
+                await pool.run("model_input", big_png(2000), 10**8, "auto")
+            shape = (await pool.run("model_input", png_of(7), 10**8, "auto")).shape
+            return pool.overruns, shape
+        finally:
+            pool.close()
+
+    assert run(scenario()) == (1, (28, 28))
+
+
+def test_decode_pool_stops_the_work_of_a_cancelled_call() -> None:
+    async def scenario() -> int:
+        pool = DecodePool(1, 30.0, 1 << 30)
+        pool.start()
+        try:
+            call = asyncio.ensure_future(pool.run("model_input", big_png(3000), 10**8, "auto"))
+            await asyncio.sleep(0.05)
+            call.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await call
+            assert (await pool.run("model_input", png_of(1), 10**8, "auto")).shape == (28, 28)
+            return pool.overruns
+        finally:
+            pool.close()
+
+    assert run(scenario()) == 1
+
+
+def test_decode_pool_bounds_memory() -> None:
+    async def scenario() -> None:
+        pool = DecodePool(1, 30.0, 200 << 20)  # the interpreter with NumPy and Pillow maps ~120 MiB
+        pool.start()
+        try:
+            with pytest.raises(ImageTooLargeError, match="memory"):
+                await pool.run("display_pixels", big_png(4000, "RGB"), 10**8)  # 48 MB of pixels, twice
+            assert (await pool.run("model_input", png_of(2), 10**8, "auto")).shape == (28, 28)
+        finally:
+            pool.close()
+
+    run(scenario())
+
+
+def test_decode_pool_passes_input_errors_through() -> None:
+    async def scenario() -> None:
+        pool = DecodePool(1, 5.0, 1 << 30)
+        pool.start()
+        try:
+            with pytest.raises(NotAnImageError):
+                await pool.run("model_input", b"hello", 10**8, "auto")
+            assert pool.overruns == 0
+        finally:
+            pool.close()
+
+    run(scenario())
+
+
+# -- disconnects ---------------------------------------------------------------------------------------
+class _Connection:
+    """The part of a Request that :func:`unless_disconnected` uses: ``receive``."""
+
+    def __init__(self, disconnect_after: float) -> None:
+        self.disconnect_after = disconnect_after
+
+    async def receive(self) -> dict[str, str]:
+        await asyncio.sleep(self.disconnect_after)
+        return {"type": "http.disconnect"}
+
+
+def test_work_is_cancelled_when_the_client_disconnects() -> None:
+    async def scenario() -> bool:
+        stopped = asyncio.Event()
+
+        async def work() -> None:
+            try:
+                await asyncio.sleep(10)
+            finally:
+                stopped.set()
+
+        with pytest.raises(ClientDisconnect):
+            await unless_disconnected(_Connection(0.01), work())  # type: ignore[arg-type]
+        await asyncio.sleep(0)
+        return stopped.is_set()
+
+    assert run(scenario()) is True
+
+
+def test_work_that_finishes_first_is_returned() -> None:
+    async def work() -> int:
+        return 42
+
+    assert run(unless_disconnected(_Connection(10), work())) == 42  # type: ignore[arg-type]
+
+
+# -- admission -----------------------------------------------------------------------------------------
+def test_admission_bounds_requests_and_bytes() -> None:
+    admission = Admission(max_requests=3, max_bytes=100)
+    assert admission.enter(500) is None  # one request alone is always admitted, whatever its size
+    assert admission.enter(1) == "bytes"
+    admission.leave(500)
+    assert [admission.enter(40), admission.enter(40), admission.enter(40)] == [None, None, "bytes"]
+    assert admission.enter(10) is None and admission.saturated
+    assert admission.enter(0) == "requests"
+
+
+def test_readyz_reports_saturation(client: TestClient) -> None:
+    admission: Admission = client.app.state.admission  # type: ignore[attr-defined]
+    ready = client.get("/readyz").json()
+    assert ready["inflight_requests"] == 0 and ready["max_inflight_requests"] == admission.max_requests
+    admission.requests = admission.max_requests
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503 and response.json()["type"].endswith(":overloaded")
+        assert response.headers["retry-after"] == "1"
+        shed = client.post("/classify", files=upload(png_of(7)))
+        assert shed.status_code == 503 and shed.headers["retry-after"] == "1"
+    finally:
+        admission.requests = 0
+    assert client.post("/classify", files=upload(png_of(7))).status_code == 200
+
+
+# -- images, forms, methods, headers -------------------------------------------------------------------
+@pytest.mark.parametrize("fmt", ["PNG", "TIFF"])
+def test_twelve_bit_digits_are_read_not_refused(client: TestClient, fmt: str) -> None:
+    twelve_bit = (255 - mnist_like(4)).astype(np.uint16) * 16  # dark ink on light paper, values 0..4080
+    response = client.post("/classify", files=upload(encode(Image.fromarray(twelve_bit), fmt), "scan.tif"))
+    assert response.status_code == 200, response.text
+    assert response.json()["predictions"][1]["digit"] == 4
+
+
+def test_two_file_parts_are_refused(client: TestClient) -> None:
+    files = [("file", ("a.png", png_of(1), "image/png")), ("file", ("b.png", png_of(7), "image/png"))]
+    response = client.post("/classify", files=files)
+    assert response.status_code == 422 and response.json()["type"].endswith(":invalid-form")
+
+
+@pytest.mark.parametrize("media_type", ["multipart/form-dataX", "multipart/form-data-evil", "multipart/mixed"])
+def test_only_exactly_multipart_form_data_is_accepted(client: TestClient, media_type: str) -> None:
+    body = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="d.png"\r\n\r\n' + png_of(1) + b"\r\n--B--\r\n"
+    )
+    response = client.post("/classify", content=body, headers={"content-type": f"{media_type}; boundary=B"})
+    assert response.status_code == 415
+
+
+def test_head_requests_on_health_routes(client: TestClient) -> None:
+    for path in ("/healthz", "/readyz"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b""
+
+
+def test_every_answer_says_nosniff(client: TestClient) -> None:
+    for response in (client.get("/healthz"), client.post("/classify", files=upload(b"x")), client.get("/nope")):
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_unexpected_error_is_a_500_problem_logged_once_with_its_request_id() -> None:
+    app = create_app()
+    app.dependency_overrides[get_settings] = Settings
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    app.dependency_overrides[get_engine] = broken
+    records: list[logging.LogRecord] = []
+    collect = logging.Handler()
+    collect.emit = records.append  # type: ignore[method-assign]
+    collect.addFilter(RequestIdFilter())  # as the JSON handler stamps it
+    logging.getLogger("app").addHandler(collect)
+    try:
+        # raise_server_exceptions: had the error gone on to the server, it would raise here (and uvicorn log it again)
+        with TestClient(app, raise_server_exceptions=True) as client:
+            response = client.post("/classify", files=upload(png_of(1)), headers={"X-Request-ID": "bug-report-1"})
+    finally:
+        logging.getLogger("app").removeHandler(collect)
+    assert response.status_code == 500 and response.json()["type"].endswith(":internal-error")
+    assert "bug-report-1" in response.json()["detail"]
+    errors = [record for record in records if record.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is not None
+    assert errors[0].request_id == "bug-report-1"  # type: ignore[attr-defined]
