@@ -57,12 +57,14 @@ COPY weights ./weights
 RUN chmod -R a+rX,go-w /app
 
 # Service settings; all of them can be overridden with `docker run -e` or compose.
-#   UVICORN_HOST / UVICORN_PORT: where uvicorn listens (uvicorn reads UVICORN_* itself).
-#   WEB_CONCURRENCY: uvicorn worker processes (each loads its own copy of the models).
+#   UVICORN_HOST / UVICORN_PORT: where the server listens (python -m app.server reads them).
+#   WEB_CONCURRENCY: worker processes (each loads its own copy of the models).
 #   GCNN_TORCH_THREADS: torch intra-op threads per worker; unset, the service takes
 #     the CPUs it may run on divided by WEB_CONCURRENCY. A CPU quota (--cpus) is not
 #     visible that way, so set it (and OMP_NUM_THREADS) to the quota, as compose does.
-#   GCNN_*: the other service settings (app/settings.py), e.g. GCNN_LOG_LEVEL.
+#   GCNN_*: the other service settings (app/settings.py), e.g. GCNN_LOG_LEVEL, and the limits:
+#     GCNN_MAX_HEADER_BYTES, GCNN_HEADER_TIMEOUT_S, GCNN_BODY_TIMEOUT_S, GCNN_KEEP_ALIVE_S,
+#     GCNN_MAX_CONNECTIONS, GCNN_MAX_INFLIGHT_REQUESTS, GCNN_MAX_INFLIGHT_BYTES, GCNN_DECODE_*.
 ENV PYTHONPATH=/app \
     UVICORN_HOST=0.0.0.0 \
     UVICORN_PORT=8000 \
@@ -75,5 +77,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('UVICORN_PORT', '8000'), timeout=4)"]
 
-# The service writes its own structured access log (logger app.access): uvicorn's is off.
-CMD ["uvicorn", "app.main:app", "--proxy-headers", "--no-access-log", "--timeout-graceful-shutdown", "10"]
+# uvicorn with the service's limits for slow and hostile clients (app/server.py: request-head size,
+# head and body deadlines, keep-alive, connections); its access log is off, the app writes its own.
+CMD ["python", "-m", "app.server", "--proxy-headers"]

@@ -1,6 +1,6 @@
 """Load test of ``POST /classify``: starts the service as the README does, measures, stops it.
 
-The server is ``python -m uvicorn app.main:app --host 127.0.0.1 --port <free port>``
+The server is ``python -m app.server --host 127.0.0.1 --port <free port>``
 (``make serve`` without the install step). The client is ``wrk`` (C, one
 thread, ``apt-get install wrk``) driven by a generated Lua script that posts the
 multipart upload and counts 5xx, or, where wrk is missing, one asyncio process
@@ -87,8 +87,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``uvicorn app.main:app`` on 127.0.0.1 (as ``make serve``), output to ``log_path``."""
-    command = [sys.executable, "-m", "uvicorn", "app.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    """``python -m app.server`` on 127.0.0.1 (as ``make serve``), output to ``log_path``."""
+    command = [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
@@ -445,7 +445,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             ready = wait_ready(base_url, server)
             bodies = (len(digit_png()), len(photo_png()))
-            print(f"server: {base_url} ({'started here: uvicorn app.main:app' if server else 'already running'}), "
+            print(f"server: {base_url} ({'started here: python -m app.server' if server else 'already running'}), "
                   f"models {ready.get('models')}, {ready.get('torch_threads')} torch threads")  # fmt: skip
             description = "wrk, 1 thread" if client == "wrk" else "one asyncio process (httpx)"
             print(f"client: {description}; uploads {bodies[0]} B (28x28) and {bodies[1]} B (300x300)")

@@ -168,7 +168,7 @@ port=$(free_port)
 CONTAINER=equivariant-digits-smoke-$$
 log "docker run $IMAGE on 127.0.0.1:$port"
 run_start=$(now)
-docker run -d --name "$CONTAINER" --network host --cpus 2 --memory 1g \
+docker run -d --name "$CONTAINER" --network host --cpus 2 --memory 1536m \
   -e UVICORN_HOST=127.0.0.1 -e UVICORN_PORT="$port" -e GCNN_TORCH_THREADS=2 \
   --health-interval 2s "$IMAGE" >/dev/null
 times=$(wait_ready "$CONTAINER" "$port" "$run_start")

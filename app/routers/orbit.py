@@ -90,9 +90,7 @@ async def orbit(
     )
 
 
-def _orbit_batch(
-    item: np.ndarray | Upload, max_pixels: int, preprocess: PreprocessMode, group: Group
-) -> torch.Tensor:
+def _orbit_batch(item: np.ndarray | Upload, max_pixels: int, preprocess: PreprocessMode, group: Group) -> torch.Tensor:
     """The upright input transformed by every element of ``group``: ``(|G|, 1, 28, 28)``."""
     upright = prepare_batch([item], max_pixels, preprocess, Transform())
     return torch.cat([group.transform_images(upright, g) for g in group.elements()])
