@@ -29,6 +29,7 @@ from torch import nn
 from model.fusion import FusedConvReLU, InferenceCache, batch_norm_key, fold_batch_norm, tensor_key
 from model.groups import get_group
 from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
+from model.orientation import JointHead, Pose
 
 __all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
 
@@ -57,6 +58,8 @@ class GCNNConfig(CNNConfig):
     group: str = "C4"
     basis: str = "grid"  # kernel basis, see model.kernels
     group_pool: str = "mean"  # "mean" or "max" over the group axis before averaging over space
+    head: str = "invariant"  # "invariant": pool the group axis; "joint": (digit, element) scores, see model.orientation
+    pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -126,8 +129,14 @@ class GroupEquivariantCNN(nn.Module):
         ]
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(GroupBatchNorm(width) for _ in self.convs)
+        if config.head not in ("invariant", "joint"):
+            raise ValueError(f"head must be 'invariant' or 'joint', got {config.head!r}")
         self.group_pool = GroupPool(config.group_pool)
-        self.head = nn.Linear(width, config.out_channels)
+        self.head: nn.Module = (
+            JointHead(width, config.out_channels, group, config.pose_frequencies)
+            if config.head == "joint"
+            else nn.Linear(width, config.out_channels)
+        )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')``."""
@@ -150,11 +159,29 @@ class GroupEquivariantCNN(nn.Module):
         return x.unflatten(1, (self.config.hidden_channels, self.group.order))  # (B, C, G, H, W)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """Invariant digit logits ``(B, classes)`` from features ``(B, C, G, H, W)``."""
+        if isinstance(self.head, JointHead):
+            return self.head.digit_and_pose(x)[0]  # p(d) = softmax of the invariant logits
         invariant = self.group_pool(x).mean(dim=(-2, -1))  # (B, C, G, H, W) -> (B, C)
         return self.head(invariant)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def forward_joint(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(digit, element)`` ``(B, classes, |G|)`` of a ``head="joint"`` network (see
+        :mod:`model.orientation`); it moves along the element axis as the input turns."""
+        return self._joint_head()(self.forward_features(x))
+
+    def forward_pose(self, x: torch.Tensor) -> Pose:
+        """The joint distribution of digit and continuous angle, :class:`model.orientation.Pose`."""
+        head = self._joint_head()
+        return Pose.from_head(*head.digit_and_pose(self.forward_features(x)), self.group)
+
+    def _joint_head(self) -> JointHead:
+        if not isinstance(self.head, JointHead):
+            raise ValueError("this network has no orientation: it was built with head='invariant'")
+        return self.head
 
 
 def can_fuse(model: nn.Module, norms: nn.ModuleList) -> bool:

@@ -1,0 +1,233 @@
+"""Which way is the digit turned: joint (digit, rotation) scores from equivariant features.
+
+The last group feature map of a C_N network, ``F(c, g, x)``, is equivariant:
+turning the input by ``r^k`` turns space and shifts the element axis,
+``F'(c, g, x) = F(c, g - k, r^-k x)``. The invariant head pools that axis away.
+:class:`JointHead` keeps what it knows about the pose:
+
+    p(d, theta) = p(d) p(theta | d)
+
+- ``p(d) = softmax(a)``, ``a = A . inv``, ``inv(c) = mean_x max_g F(c, g, x)``: the
+  invariant head (rotation-invariant, exactly for quarter turns);
+- ``p(theta | d) ~ exp(l_d(theta))``, a *pose profile* per digit, band-limited on
+  the circle: ``l_d(theta) = sum_{m=1..M} Re(V_dm e^{-i m theta})`` with
+  ``V_dm = sum_c W_dcm Z_cm`` (complex weights ``W``) and ``Z_cm`` the m-th Fourier
+  coefficient, over the element axis, of the per-element features
+  ``z(c, g) = mean_x F(c, g, x)``.
+
+Turning the input by ``r^k`` multiplies ``Z_cm`` by ``e^{i m theta_k}``, so
+``l_d(theta) -> l_d(theta - theta_k)``: the profile turns with the input, exactly
+for quarter turns, and it is a continuous function of ``theta``, so the pose is
+read between group elements without any interpolation rule. The band limit
+(``M < N/2``) is what makes that work: the top frequencies of the element axis
+(``(-1)^g`` for N = 8) carry the pixel grid's signature, which tells the
+exactly sampled elements from the 45-degree ones; a head that could see it
+learns that upright digits never sit at odd elements (measured: a head with one
+linear map per element never placed a digit turned by 45 degrees at 45 degrees).
+
+Scores over (digit, element), ``(B, D, |G|)``: ``log p(d) + log_softmax_g l_d(theta_g)``,
+whose softmax over all ``D |G|`` cells sums to 1; training on upright digits asks
+for the cell ``(label, identity)`` (:meth:`JointHead.forward`). What the service
+reports is read from the continuous profile, on a grid of :data:`ANGLE_STEPS`
+angles (:class:`Pose`):
+
+- the *orientation* of the answered digit: the peak of its profile, and as
+  confidence the probability that the input is turned within half a group step
+  of it (:meth:`Pose.orientation`);
+- *readings*: the peaks of every digit's profile, each with the mass
+  ``p(d) p(basin | d)`` of the angles that climb to it (:meth:`Pose.readings`);
+- *ambiguous*: the two best readings name different digits and the second holds
+  at least :data:`AMBIGUITY_SHARE` of the first (a 6 that may be a 9 turned by
+  half a turn) (:func:`is_ambiguous`);
+- a *prior* ``pi(theta)`` (:func:`upright_prior`) for inputs known to be roughly
+  upright: ``p(d, theta | prior) ~ p(d, theta) pi(theta)`` (:meth:`Pose.with_prior`).
+
+Angles follow :mod:`model.groups`: degrees, counter-clockwise, in [0, 360).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from model.groups import Group
+
+__all__ = [
+    "AMBIGUITY_SHARE",
+    "ANGLE_STEPS",
+    "UPRIGHT_CONCENTRATION",
+    "JointHead",
+    "Pose",
+    "Reading",
+    "is_ambiguous",
+    "upright_prior",
+]
+
+ANGLE_STEPS = 720  # the pose profile is read every half degree
+AMBIGUITY_SHARE = 0.1
+UPRIGHT_CONCENTRATION = 2.0
+
+
+class JointHead(nn.Module):
+    """Group feature map ``(B, C, N, H, W)`` of C_N -> (digit, element) log-probabilities ``(B, D, N)``."""
+
+    cos_table: torch.Tensor  # buffers, annotated for type checkers
+    sin_table: torch.Tensor
+
+    def __init__(self, channels: int, classes: int, group: Group, frequencies: int = 2) -> None:
+        super().__init__()
+        if group.reflections:
+            raise ValueError(f"the joint head needs a cyclic group C_N, got {group.name}")
+        if not 1 <= frequencies < group.rotations / 2:
+            raise ValueError(f"frequencies must be in 1..{math.ceil(group.rotations / 2) - 1}, got {frequencies!r}")
+        self.group, self.frequencies = group, frequencies
+        self.invariant = nn.Linear(channels, classes)
+        self.pose = nn.Parameter(torch.randn(2, classes, channels, frequencies) / channels**0.5)  # Re, Im of W
+        m = torch.arange(1, frequencies + 1, dtype=torch.float64)
+        theta = torch.tensor([group.radians(g) for g in group.elements()], dtype=torch.float64)
+        self.register_buffer("cos_table", torch.cos(theta[:, None] * m).float(), persistent=False)  # (N, M)
+        self.register_buffer("sin_table", torch.sin(theta[:, None] * m).float(), persistent=False)
+
+    def digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Digit logits ``a`` ``(B, D)`` and pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
+        invariant = x.amax(dim=2).mean(dim=(-2, -1))  # (B, C)
+        per_element = x.mean(dim=(-2, -1))  # (B, C, N)
+        n = per_element.shape[-1]
+        z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
+        z_im = per_element @ self.sin_table / n
+        w_re, w_im = self.pose[0], self.pose[1]  # (D, C, M)
+        v_re = torch.einsum("dcm,bcm->bdm", w_re, z_re) - torch.einsum("dcm,bcm->bdm", w_im, z_im)
+        v_im = torch.einsum("dcm,bcm->bdm", w_re, z_im) + torch.einsum("dcm,bcm->bdm", w_im, z_re)
+        return self.invariant(invariant), torch.stack([v_re, v_im], dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``log p(d, g)`` ``(B, D, N)``: the digit's log-probability plus its pose profile's
+        log-softmax over the group elements."""
+        digits, coefficients = self.digit_and_pose(x)
+        profile = pose_profile(coefficients, self.cos_table, self.sin_table)  # (B, D, N)
+        return torch.log_softmax(digits, dim=1)[:, :, None] + torch.log_softmax(profile, dim=2)
+
+    def extra_repr(self) -> str:
+        return f"group={self.group.name}, frequencies={self.frequencies}"
+
+
+def pose_profile(coefficients: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor) -> torch.Tensor:
+    """``l_d(theta) = sum_m Re(V_dm e^{-i m theta})`` at the angles of ``(A, M)`` tables: ``(B, D, A)``."""
+    return coefficients[..., 0] @ cos_table.T + coefficients[..., 1] @ sin_table.T
+
+
+def upright_prior(degrees: torch.Tensor, concentration: float = UPRIGHT_CONCENTRATION) -> torch.Tensor:
+    """``log pi(theta) = kappa (cos theta - 1)``, unnormalised: a von Mises weight peaked at 0 degrees.
+
+    With the default ``kappa = 2``, 45 degrees keeps 0.56 of the weight of 0
+    degrees, 90 degrees 0.14 and 180 degrees 0.018: upright readings win close
+    calls, a clear reading of a turned digit still wins.
+    """
+    return concentration * (torch.cos(torch.deg2rad(degrees)) - 1.0)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One hypothesis: the digit, turned by ``degrees``, with its probability."""
+
+    digit: int
+    degrees: float
+    probability: float
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """Per input: the answered digit, its orientation, and the confidence in that orientation."""
+
+    digits: torch.Tensor  # (B,) long
+    degrees: torch.Tensor  # (B,) float64 in [0, 360): how far the input is turned from upright
+    confidence: torch.Tensor  # (B,): probability of a turn within half a group step of ``degrees``
+
+
+@dataclass(frozen=True)
+class Pose:
+    """The joint distribution ``p(d, theta)`` on :data:`ANGLE_STEPS` angles, for a batch.
+
+    Build it with :meth:`from_head` from a network's :class:`JointHead` outputs.
+    """
+
+    group: Group
+    log_joint: torch.Tensor  # (B, D, A): log p(d, theta_a), float64, summing to 1 over (d, a)
+
+    @staticmethod
+    def from_head(digit_logits: torch.Tensor, coefficients: torch.Tensor, group: Group) -> Pose:
+        degrees = angles()
+        m = torch.arange(1, coefficients.shape[2] + 1, dtype=torch.float64)
+        radians = torch.deg2rad(degrees)[:, None] * m  # (A, M)
+        profile = pose_profile(coefficients.double(), torch.cos(radians), torch.sin(radians))  # (B, D, A)
+        log_joint = torch.log_softmax(digit_logits.double(), dim=1)[:, :, None] + torch.log_softmax(profile, dim=2)
+        return Pose(group, log_joint)
+
+    def with_prior(self, log_prior: torch.Tensor) -> Pose:
+        """``p(d, theta) pi(theta)``, renormalised; ``log_prior`` ``(A,)`` over :func:`angles`."""
+        weighted = self.log_joint + log_prior.double()
+        return replace(self, log_joint=weighted - torch.logsumexp(weighted, dim=(1, 2), keepdim=True))
+
+    @property
+    def digit_probabilities(self) -> torch.Tensor:
+        """``p(d)`` ``(B, D)``."""
+        return torch.logsumexp(self.log_joint, dim=2).exp()
+
+    def orientation(self) -> Orientation:
+        """The most probable digit, the peak of its pose profile, and the mass near that peak."""
+        digits = self.digit_probabilities.argmax(dim=1)
+        rows = self.log_joint[torch.arange(len(digits)), digits]  # (B, A)
+        peaks = _refine(rows, rows.argmax(dim=1))
+        step = 360.0 / self.group.rotations
+        distance = torch.remainder(angles()[None] - peaks[:, None] + 180.0, 360.0) - 180.0  # (B, A)
+        near = distance.abs() <= step / 2
+        confidence = (torch.logsumexp(self.log_joint, dim=1).exp() * near).sum(dim=1)
+        return Orientation(digits, peaks, confidence)
+
+    def readings(self, index: int, top: int = 3) -> list[Reading]:
+        """The ``top`` most probable readings of input ``index``: every digit's profile peaks, each
+        with the mass of the angles that climb to it (so all readings of an input sum to 1)."""
+        found = []
+        for digit, row in enumerate(self.log_joint[index]):
+            basin = _basins(row)  # (A,): the peak each angle climbs to
+            for peak in basin.unique():
+                degrees = float(_refine(row[None], peak[None])[0])
+                found.append(Reading(digit, degrees, float(row[basin == peak].exp().sum())))
+        found.sort(key=lambda reading: reading.probability, reverse=True)
+        return found[:top]
+
+
+def angles() -> torch.Tensor:
+    """The angles the pose is read at: ``(A,)`` degrees, float64, a half degree apart from 0."""
+    return torch.arange(ANGLE_STEPS, dtype=torch.float64) * (360.0 / ANGLE_STEPS)
+
+
+def _refine(rows: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
+    """Peak angles ``(B,)`` of ``(B, A)`` log-profiles at grid indices ``peaks``, refined by the
+    vertex of the parabola through the peak and its two neighbours (the profile is smooth)."""
+    count = rows.shape[1]
+    left = rows.gather(1, ((peaks - 1) % count)[:, None])[:, 0]
+    centre = rows.gather(1, peaks[:, None])[:, 0]
+    right = rows.gather(1, ((peaks + 1) % count)[:, None])[:, 0]
+    curvature = left - 2 * centre + right
+    offset = torch.where(curvature < 0, 0.5 * (left - right) / curvature.clamp_max(-1e-300), 0.0)
+    return torch.remainder((peaks.double() + offset.clamp(-0.5, 0.5)) * (360.0 / count), 360.0)
+
+
+def _basins(row: torch.Tensor) -> torch.Tensor:
+    """For each index of a circular row, the local maximum that steepest ascent reaches."""
+    count = len(row)
+    index = torch.arange(count)
+    candidates = torch.stack([index, (index - 1) % count, (index + 1) % count])  # (3, A): stay, left, right
+    target = candidates.gather(0, row[candidates].argmax(dim=0, keepdim=True))[0]  # ties stay
+    for _ in range(math.ceil(math.log2(count)) + 1):  # pointer jumping: paths shorter than A, doubled each time
+        target = target[target]
+    return target
+
+
+def is_ambiguous(found: list[Reading], share: float = AMBIGUITY_SHARE) -> bool:
+    """The two best readings name different digits and the second holds ``share`` of the first."""
+    return len(found) >= 2 and found[0].digit != found[1].digit and found[1].probability >= share * found[0].probability
