@@ -32,6 +32,8 @@ from torch import nn
 
 from model.checkpoint import load_checkpoint
 from model.groups import get_group
+from model.networks import GroupEquivariantCNN
+from model.orientation import Pose
 
 __all__ = [
     "InferenceEngine",
@@ -62,6 +64,11 @@ class LoadedModel:
         return str(self.card["architecture"])
 
     @property
+    def has_orientation(self) -> bool:
+        """A G-CNN with a joint (digit, rotation) head."""
+        return isinstance(self.module, GroupEquivariantCNN) and self.module.config.head == "joint"
+
+    @property
     def group(self) -> str | None:
         """The symmetry group the network is built for (``None`` for the plain CNN)."""
         group = self.card.get("config", {}).get("group")
@@ -73,8 +80,12 @@ class ModelOutput:
     """One model's answer for a batch."""
 
     name: str
-    probabilities: torch.Tensor  # (B, 10), softmax of the logits
+    probabilities: torch.Tensor  # (B, 10), softmax of the logits (for a joint head: the digit marginal)
     seconds: float  # forward pass + softmax, for the whole batch
+    pose: Pose | None = None  # a G-CNN with a joint head: which way each input is turned (model.orientation)
+
+    def rows(self, index: slice) -> ModelOutput:
+        return ModelOutput(self.name, self.probabilities[index], self.seconds, self.pose and self.pose.rows(index))
 
 
 def configure_torch(threads: int) -> None:
@@ -191,9 +202,12 @@ class InferenceEngine:
         with torch.inference_mode():
             for model in self.models:
                 started = time.perf_counter()
-                probabilities = torch.softmax(model.module(images), dim=1)
+                pose = model.module.forward_pose(images) if model.has_orientation else None  # type: ignore[operator]
+                probabilities = (
+                    pose.digit_probabilities.float() if pose is not None else torch.softmax(model.module(images), dim=1)
+                )
                 seconds = time.perf_counter() - started
-                outputs.append(ModelOutput(model.name, probabilities, seconds))
+                outputs.append(ModelOutput(model.name, probabilities, seconds, pose))
                 if self._on_inference is not None:
                     self._on_inference(model.name, len(images), seconds)
         return outputs
@@ -263,6 +277,6 @@ class InferenceEngine:
                 answers.append(batch)
                 continue
             rows = slice(start, start + len(batch))
-            answers.append((batch, [ModelOutput(o.name, o.probabilities[rows], o.seconds) for o in outputs]))
+            answers.append((batch, [output.rows(rows) for output in outputs]))
             start += len(batch)
         return answers

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -22,11 +22,28 @@ from app.imaging import open_image, png_base64
 from app.inference import InferenceEngine, ModelOutput
 from app.preprocessing import PreprocessMode
 from app.sandbox import DecodePool
-from app.schemas import ModelPrediction, TopPrediction, TransformInfo
+from app.schemas import (
+    ModelPrediction,
+    OrientationInfo,
+    OrientationPrior,
+    ReadingInfo,
+    TopPrediction,
+    TransformInfo,
+)
 from app.transforms import Transform
 from app.uploads import Upload
+from model.orientation import Pose, angles, upright_prior
+from model.rotation import rotate
 
-__all__ = ["classify_uploads", "decode_uploads", "predictions", "prepare_batch", "to_png_base64", "transform_info"]
+__all__ = [
+    "classify_uploads",
+    "decode_uploads",
+    "predictions",
+    "prepare_batch",
+    "to_png_base64",
+    "transform_info",
+    "with_prior",
+]
 
 INLINE_BYTES = 16 * 1024
 INLINE_PIXELS = 256 * 256
@@ -100,14 +117,50 @@ def _about_file(error: InputError, index: int, items: Sequence[object]) -> Input
     return type(error)(f"file {index} ({name or 'unnamed'}): {error}")
 
 
-def predictions(outputs: Sequence[ModelOutput]) -> list[list[ModelPrediction]]:
-    """Per image, every model's prediction (``result[b][m]``)."""
-    per_model = [(output, output.probabilities.tolist()) for output in outputs]
-    batch = len(per_model[0][1])
-    return [[_prediction(output, rows[b]) for output, rows in per_model] for b in range(batch)]
+def with_prior(output: ModelOutput, prior: OrientationPrior) -> Pose | None:
+    """A joint-head model's poses, weighed by the requested orientation prior; None for the others."""
+    if output.pose is None or prior is OrientationPrior.NONE:
+        return output.pose
+    return output.pose.with_prior(upright_prior(angles()))
 
 
-def _prediction(output: ModelOutput, probabilities: list[float]) -> ModelPrediction:
+def predictions(
+    outputs: Sequence[ModelOutput], prior: OrientationPrior = OrientationPrior.NONE, batch: torch.Tensor | None = None
+) -> list[list[ModelPrediction]]:
+    """Per image, every model's prediction (``result[b][m]``); given the ``(B, 1, 28, 28)`` ``batch``
+    (``return_image=true``), a joint-head model's predictions carry the input turned upright too."""
+    columns = [_column(output, with_prior(output, prior), batch) for output in outputs]
+    return [list(row) for row in zip(*columns, strict=True)]
+
+
+def _column(output: ModelOutput, pose: Pose | None, batch: torch.Tensor | None) -> list[ModelPrediction]:
+    """One model's predictions for the whole batch."""
+    if pose is None:
+        return [_prediction(output, row) for row in output.probabilities.tolist()]
+    found, readings = pose.orientation(), pose.top_readings(3)
+    ambiguous = readings.ambiguous().tolist()
+    column = []
+    for b, row in enumerate(pose.digit_probabilities.tolist()):
+        degrees = float(found.degrees[b])
+        extra = {
+            "orientation": OrientationInfo(degrees=_degrees(degrees), confidence=round(float(found.confidence[b]), 6)),
+            "readings": [
+                ReadingInfo(digit=int(d), degrees=_degrees(float(a)), probability=round(float(p), 6))
+                for d, a, p in zip(readings.digits[b], readings.degrees[b], readings.probabilities[b], strict=True)
+            ],
+            "ambiguous": ambiguous[b],
+            "upright_image": to_png_base64(rotate(batch[b, 0], -degrees)) if batch is not None else None,
+        }
+        column.append(_prediction(output, row, **extra))
+    return column
+
+
+def _degrees(value: float) -> float:
+    """An angle for the API: two decimals, in [0, 360)."""
+    return round(value, 2) % 360.0
+
+
+def _prediction(output: ModelOutput, probabilities: list[float], **orientation: Any) -> ModelPrediction:
     ranked = sorted(range(len(probabilities)), key=probabilities.__getitem__, reverse=True)
     rounded = [round(p, 6) for p in probabilities]
     return ModelPrediction(
@@ -117,6 +170,7 @@ def _prediction(output: ModelOutput, probabilities: list[float]) -> ModelPredict
         probabilities=rounded,
         top3=[TopPrediction(digit=d, probability=rounded[d]) for d in ranked[:3]],
         inference_ms=round(output.seconds * 1000, 3),
+        **orientation,
     )
 
 

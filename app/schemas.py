@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.preprocessing import PreprocessMode
+from model.orientation import AMBIGUITY_SHARE
 
 __all__ = [
     "ClassifyBatchResponse",
@@ -20,6 +22,9 @@ __all__ = [
     "OrbitResponse",
     "OrbitRow",
     "OrbitSummary",
+    "OrientationInfo",
+    "OrientationPrior",
+    "ReadingInfo",
     "ReadyResponse",
     "TopPrediction",
     "TransformInfo",
@@ -48,6 +53,32 @@ _TRANSFORM_EXAMPLE: dict[str, Any] = {
 }
 
 
+class OrientationPrior(enum.StrEnum):
+    """What the client knows about how its uploads are turned (the ``orientation_prior`` parameter)."""
+
+    NONE = "none"
+    UPRIGHT = "upright"
+
+
+class OrientationInfo(BaseModel):
+    """Which way a G-CNN with a joint head thinks the input is turned."""
+
+    degrees: float = Field(
+        ge=0, lt=360, description="Estimated counter-clockwise rotation of the input relative to upright, degrees."
+    )
+    confidence: float = Field(
+        ge=0, le=1, description="Probability that the input is turned within half a group step of `degrees`."
+    )
+
+
+class ReadingInfo(BaseModel):
+    """One joint hypothesis: this digit, turned by this angle."""
+
+    digit: int = Field(ge=0, le=9)
+    degrees: float = Field(ge=0, lt=360, description="How far the input is turned if it is this digit.")
+    probability: float = Field(ge=0, le=1, description="Probability of the digit with the angles around this one.")
+
+
 class TopPrediction(BaseModel):
     digit: int = Field(ge=0, le=9)
     probability: float = Field(ge=0, le=1)
@@ -63,6 +94,21 @@ class ModelPrediction(BaseModel):
     top3: list[TopPrediction] = Field(min_length=3, max_length=3, description="The three most probable digits.")
     inference_ms: float = Field(
         ge=0, description="This model's forward pass in milliseconds (for a batch: the whole batch's pass)."
+    )
+    orientation: OrientationInfo | None = Field(
+        default=None, description="How the input is turned (G-CNNs with a joint head; null for the others)."
+    )
+    readings: list[ReadingInfo] = Field(
+        default_factory=list, max_length=3, description="The three most probable (digit, angle) readings; [] if none."
+    )
+    ambiguous: bool = Field(
+        default=False,
+        description="The two best readings name different digits and the second holds at least "
+        f"{AMBIGUITY_SHARE:g} of the first's probability: e.g. a 6, or a 9 turned by half a turn.",
+    )
+    upright_image: str | None = Field(
+        default=None,
+        description="With return_image=true: the 28x28 input turned back by `orientation.degrees`, base64 PNG.",
     )
 
 
@@ -105,6 +151,7 @@ class ClassifyResponse(BaseModel):
     request_id: str
     filename: str | None = Field(description="The upload's file name, reduced to its last path component.")
     preprocess: PreprocessMode
+    orientation_prior: OrientationPrior = OrientationPrior.NONE
     transform: TransformInfo
     predictions: list[ModelPrediction] = Field(description="One entry per loaded model, in GET /models order.")
     image: str | None = Field(
@@ -162,6 +209,7 @@ class ClassifyBatchResponse(BaseModel):
 
     request_id: str
     preprocess: PreprocessMode
+    orientation_prior: OrientationPrior = OrientationPrior.NONE
     transform: TransformInfo
     count: int = Field(ge=1)
     items: list[BatchItem]
@@ -171,6 +219,10 @@ class OrbitPrediction(BaseModel):
     model: str
     digit: int = Field(ge=0, le=9)
     confidence: float = Field(ge=0, le=1)
+    orientation_degrees: float | None = Field(
+        default=None, ge=0, lt=360, description="The estimated turn of this row's input (G-CNNs with a joint head)."
+    )
+    ambiguous: bool = False
 
 
 class OrbitRow(BaseModel):
@@ -226,6 +278,7 @@ class OrbitResponse(BaseModel):
     group: str
     order: int = Field(ge=1)
     preprocess: PreprocessMode
+    orientation_prior: OrientationPrior = OrientationPrior.NONE
     rows: list[OrbitRow] = Field(description="One row per group element, in element order (0 = identity).")
     summary: list[OrbitSummary] = Field(description="Per model: how stable its prediction is over the orbit.")
     image: str | None = Field(None, description="With return_image=true: the upright 28x28 input as base64 PNG.")

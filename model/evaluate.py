@@ -25,9 +25,11 @@ from tqdm import tqdm
 
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
+from model.networks import GroupEquivariantCNN
+from model.orientation import AMBIGUITY_SHARE, UPRIGHT_CONCENTRATION, Pose, angles, upright_prior
 from model.rotation import rotate_bilinear
 
-__all__ = ["accuracy", "evaluate", "predict", "rotated_test_set"]
+__all__ = ["accuracy", "evaluate", "evaluate_orientation", "predict", "rotated_test_set"]
 
 logger = logging.getLogger(__name__)
 ANGLE_STEP = 15
@@ -88,6 +90,119 @@ def evaluate(
     return report
 
 
+# Digits that look alike under a half turn: their orientation is scored modulo 180 degrees.
+HALF_TURN_SYMMETRIC = (0, 1, 8)
+
+
+@torch.inference_mode()
+def poses(model: GroupEquivariantCNN, images: torch.Tensor, batch_size: int = 500, device: str = "cpu") -> Pose:
+    """The joint (digit, angle) distribution of every image, batched."""
+    model.eval()
+    parts = [model.forward_pose(chunk.to(device)) for chunk in images.split(batch_size)]
+    return Pose(parts[0].group, torch.cat([part.log_joint.cpu() for part in parts]))
+
+
+def orientation_errors(estimated: torch.Tensor, true: np.ndarray, labels: torch.Tensor) -> np.ndarray:
+    """``|estimated - true|`` in degrees, modulo 360 (modulo 180 for the digits 0, 1 and 8)."""
+    difference = estimated.numpy() - true
+    full = np.abs((difference + 180.0) % 360.0 - 180.0)
+    half = np.abs((difference + 90.0) % 180.0 - 90.0)
+    return np.where(np.isin(labels.numpy(), HALF_TURN_SYMMETRIC), half, full)
+
+
+def evaluate_orientation(
+    model: GroupEquivariantCNN, images: torch.Tensor, labels: torch.Tensor, *, seed: int = 0, device: str = "cpu"
+) -> dict[str, Any]:
+    """What the joint head adds: accuracy with each orientation prior, orientation error, ambiguity flags.
+
+    Same protocol as :func:`evaluate` (each test digit turned by its own angle from ``seed``).
+    """
+    rotated, angles_true = rotated_test_set(images, seed)
+    prior = upright_prior(angles())
+    report: dict[str, Any] = {"ambiguity_share": AMBIGUITY_SHARE, "upright_prior_concentration": UPRIGHT_CONCENTRATION}
+    for split, inputs, truth in (("upright", images, np.zeros(len(images))), ("rotated", rotated, angles_true)):
+        pose = poses(model, inputs, device=device)
+        for name, weighted in (("none", pose), ("upright", pose.with_prior(prior))):
+            report[f"{split}_accuracy_prior_{name}"] = accuracy(weighted.orientation().digits, labels)
+        found = pose.orientation()
+        errors = orientation_errors(found.degrees, truth, labels)
+        report[f"{split}_orientation_median_error"] = float(np.median(errors))
+        report[f"{split}_orientation_within_22_5"] = float(np.mean(errors <= 22.5))
+        if split == "rotated":
+            report.update(_rotated_details(pose, found.digits, errors, truth, labels))
+    return report
+
+
+def _rotated_details(
+    pose: Pose, digits: torch.Tensor, errors: np.ndarray, truth: np.ndarray, labels: torch.Tensor
+) -> dict[str, Any]:
+    """Orientation error per digit and per angle, and how the ambiguity flag covers the 6/9 mistakes."""
+    ambiguous = pose.top_readings(2).ambiguous().numpy()
+    six_nine = (((labels == 6) & (digits == 9)) | ((labels == 9) & (digits == 6))).numpy()
+    bins = (truth // ANGLE_STEP).astype(int)
+    return {
+        "orientation_median_error_by_digit": {str(d): float(np.median(errors[labels.numpy() == d])) for d in range(10)},
+        "orientation_median_error_by_angle": {
+            str(b * ANGLE_STEP): float(np.median(errors[bins == b])) for b in range(360 // ANGLE_STEP)
+        },
+        "orientation_within_22_5_by_angle": {
+            str(b * ANGLE_STEP): float(np.mean(errors[bins == b] <= 22.5)) for b in range(360 // ANGLE_STEP)
+        },
+        "ambiguous_flagged": int(ambiguous.sum()),
+        "ambiguous_flagged_correct": int((ambiguous & (digits == labels).numpy()).sum()),
+        "six_nine_mistakes": int(six_nine.sum()),
+        "six_nine_mistakes_flagged": int((six_nine & ambiguous).sum()),
+    }
+
+
+def plot_orientation(reports: dict[str, dict[str, Any]], path: Path) -> None:
+    """Median orientation error and the share within 22.5 degrees against the angle of the turn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (median_axes, share_axes) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, report in reports.items():
+        by_angle = report["orientation_median_error_by_angle"]
+        centres = [int(a) + ANGLE_STEP / 2 for a in by_angle]
+        label = (
+            f"{name}: median {report['rotated_orientation_median_error']:.1f}°, "
+            f"{100 * report['rotated_orientation_within_22_5']:.1f}% within 22.5°"
+        )
+        median_axes.plot(centres, list(by_angle.values()), marker="o", markersize=3, label=label)
+        share = report["orientation_within_22_5_by_angle"]
+        share_axes.plot(centres, [100 * v for v in share.values()], marker="o", markersize=3, label=name)
+    median_axes.set(xlabel="true rotation (degrees)", ylabel="median orientation error (degrees)", ylim=(0, None))
+    share_axes.set(xlabel="true rotation (degrees)", ylabel="within 22.5 degrees (%)", ylim=(0, 100))
+    for axes in (median_axes, share_axes):
+        axes.set_xticks(range(0, 361, 45))
+        axes.grid(alpha=0.3)
+    median_axes.legend(loc="upper left", fontsize=8)
+    figure.suptitle("Orientation of the rotated MNIST test set (10,000 digits, each at its own angle)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def orientation_table(reports: dict[str, dict[str, Any]]) -> str:
+    """The README's orientation table."""
+    header = (
+        "| model | upright, prior none / upright | rotated, prior none / upright | orientation error, median "
+        "| within 22.5° | 6/9 mistakes flagged ambiguous | flagged in all |"
+    )
+    rows = [header, "|---|---|---|---|---|---|---|"]
+    for name, r in reports.items():
+        percent = {key: f"{100 * value:.2f}%" for key, value in r.items() if key.endswith(("_none", "_upright"))}
+        rows.append(
+            f"| {name} | {percent['upright_accuracy_prior_none']} / {percent['upright_accuracy_prior_upright']} "
+            f"| {percent['rotated_accuracy_prior_none']} / {percent['rotated_accuracy_prior_upright']} "
+            f"| {r['rotated_orientation_median_error']:.1f}° | {100 * r['rotated_orientation_within_22_5']:.1f}% "
+            f"| {r['six_nine_mistakes_flagged']} of {r['six_nine_mistakes']} | {r['ambiguous_flagged']} |"
+        )
+    return "\n".join(rows)
+
+
 def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     """Accuracy vs rotation angle, one curve per model, headline numbers in the legend."""
     import matplotlib
@@ -136,15 +251,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="first N test digits only (quick checks)")
     parser.add_argument("--out", type=Path, default=Path("weights/evaluation.json"))
     parser.add_argument("--plot", type=Path, default=Path("weights/accuracy_vs_angle.png"))
+    parser.add_argument(
+        "--orientation-plot",
+        type=Path,
+        default=Path("weights/orientation_error.png"),
+        help="orientation error against angle, for the models with a joint head",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     images, labels = load_mnist(train=False, root=args.data_dir)
     images, labels = images[: args.limit], labels[: args.limit]
-    reports = {}
+    reports, orientations = {}, {}
     for card_path in args.cards:
         model, card = load_checkpoint(card_path, device=args.device)
         report = evaluate(model, images, labels, seed=args.seed, device=args.device)
+        if isinstance(model, GroupEquivariantCNN) and model.config.head == "joint":
+            report["orientation"] = evaluate_orientation(model, images, labels, seed=args.seed, device=args.device)
+            orientations[card["name"]] = report["orientation"]
         reports[card["name"]] = report
         upright, rotated = 100 * report["upright_accuracy"], 100 * report["rotated_accuracy"]
         logger.info("%s: upright %.2f%%, rotated %.2f%%", card["name"], upright, rotated)
@@ -152,6 +276,9 @@ def main(argv: list[str] | None = None) -> None:
     args.out.write_text(json.dumps(reports, indent=2) + "\n")
     plot(reports, args.plot)
     logger.info("wrote %s and %s\n%s", args.out, args.plot, markdown_table(reports))
+    if orientations:
+        plot_orientation(orientations, args.orientation_plot)
+        logger.info("wrote %s\n%s", args.orientation_plot, orientation_table(orientations))
 
 
 if __name__ == "__main__":

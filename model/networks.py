@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, cast
 
@@ -60,6 +61,7 @@ class GCNNConfig(CNNConfig):
     group_pool: str = "mean"  # "mean" or "max" over the group axis before averaging over space
     head: str = "invariant"  # "invariant": pool the group axis; "joint": (digit, element) scores, see model.orientation
     pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
+    input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -115,6 +117,8 @@ class BaselineCNN(nn.Module):
 class GroupEquivariantCNN(nn.Module):
     """G-CNN classifier: ``(B, C, H, W)`` -> group-invariant logits ``(B, out_channels)``."""
 
+    blur: torch.Tensor  # buffer, annotated for type checkers
+
     def __init__(self, config: GCNNConfig) -> None:
         super().__init__()
         self.config = config
@@ -129,6 +133,7 @@ class GroupEquivariantCNN(nn.Module):
         ]
         self.convs = nn.ModuleList(convs)
         self.norms = nn.ModuleList(GroupBatchNorm(width) for _ in self.convs)
+        self.register_buffer("blur", gaussian_kernel(config.input_blur), persistent=False)  # (1, 1, k, k)
         if config.head not in ("invariant", "joint"):
             raise ValueError(f"head must be 'invariant' or 'joint', got {config.head!r}")
         self.group_pool = GroupPool(config.group_pool)
@@ -140,6 +145,7 @@ class GroupEquivariantCNN(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')``."""
+        x = self.low_pass(x)
         if can_fuse(self, self.norms):
             return self._forward_features_fused(x)
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
@@ -147,6 +153,15 @@ class GroupEquivariantCNN(nn.Module):
             if index in self.config.pool_after:
                 x = F.max_pool2d(x.flatten(1, 2), 2).unflatten(1, x.shape[1:3])  # space only, never the group axis
         return x
+
+    def low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        """The input blurred by ``config.input_blur`` (each channel alone; symmetric, so equivariant to D_4)."""
+        if self.blur.shape[-1] == 1:
+            return x
+        if x.dim() != 4:
+            raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
+        kernel = self.blur.to(x.dtype).expand(x.shape[1], 1, -1, -1)
+        return F.conv2d(x, kernel, padding=self.blur.shape[-1] // 2, groups=x.shape[1])
 
     def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
@@ -182,6 +197,17 @@ class GroupEquivariantCNN(nn.Module):
         if not isinstance(self.head, JointHead):
             raise ValueError("this network has no orientation: it was built with head='invariant'")
         return self.head
+
+
+def gaussian_kernel(sigma: float) -> torch.Tensor:
+    """A normalised isotropic Gaussian ``(1, 1, k, k)``, ``k = 2 ceil(2.5 sigma) + 1``; ``(1, 1, 1, 1)`` of 1 for 0."""
+    if sigma < 0:
+        raise ValueError(f"input_blur must be >= 0, got {sigma!r}")
+    radius = math.ceil(2.5 * sigma) if sigma > 0 else 0
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    line = torch.exp(-(taps**2) / (2 * sigma**2)) if sigma > 0 else torch.ones(1, dtype=torch.float64)
+    kernel = line[:, None] * line[None, :]
+    return (kernel / kernel.sum()).float()[None, None]
 
 
 def can_fuse(model: nn.Module, norms: nn.ModuleList) -> bool:

@@ -62,6 +62,7 @@ __all__ = [
     "JointHead",
     "Pose",
     "Reading",
+    "Readings",
     "is_ambiguous",
     "upright_prior",
 ]
@@ -166,6 +167,10 @@ class Pose:
         log_joint = torch.log_softmax(digit_logits.double(), dim=1)[:, :, None] + torch.log_softmax(profile, dim=2)
         return Pose(group, log_joint)
 
+    def rows(self, index: slice | torch.Tensor) -> Pose:
+        """The poses of some inputs of the batch."""
+        return replace(self, log_joint=self.log_joint[index])
+
     def with_prior(self, log_prior: torch.Tensor) -> Pose:
         """``p(d, theta) pi(theta)``, renormalised; ``log_prior`` ``(A,)`` over :func:`angles`."""
         weighted = self.log_joint + log_prior.double()
@@ -187,17 +192,40 @@ class Pose:
         confidence = (torch.logsumexp(self.log_joint, dim=1).exp() * near).sum(dim=1)
         return Orientation(digits, peaks, confidence)
 
-    def readings(self, index: int, top: int = 3) -> list[Reading]:
-        """The ``top`` most probable readings of input ``index``: every digit's profile peaks, each
+    def top_readings(self, top: int = 3) -> Readings:
+        """The ``top`` most probable readings of every input: the peaks of every digit's profile, each
         with the mass of the angles that climb to it (so all readings of an input sum to 1)."""
-        found = []
-        for digit, row in enumerate(self.log_joint[index]):
-            basin = _basins(row)  # (A,): the peak each angle climbs to
-            for peak in basin.unique():
-                degrees = float(_refine(row[None], peak[None])[0])
-                found.append(Reading(digit, degrees, float(row[basin == peak].exp().sum())))
-        found.sort(key=lambda reading: reading.probability, reverse=True)
-        return found[:top]
+        probabilities = self.log_joint.exp()  # (B, D, A)
+        peaks = _basins(self.log_joint)  # (B, D, A): the peak each angle climbs to
+        mass = torch.zeros_like(probabilities).scatter_add_(2, peaks, probabilities)  # at the peaks only
+        values, flat = mass.flatten(1).topk(top, dim=1)  # (B, top)
+        digits, index = flat // mass.shape[2], flat % mass.shape[2]
+        rows = self.log_joint.gather(1, digits[:, :, None].expand(-1, -1, mass.shape[2]))  # (B, top, A)
+        degrees = _refine(rows.flatten(0, 1), index.flatten()).view_as(values)
+        return Readings(digits, degrees, values)
+
+    def readings(self, index: int, top: int = 3) -> list[Reading]:
+        """:meth:`top_readings` of input ``index``, as a list."""
+        found = self.top_readings(top)
+        return [
+            Reading(int(digit), float(degrees), float(probability))
+            for digit, degrees, probability in zip(
+                found.digits[index], found.degrees[index], found.probabilities[index], strict=True
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class Readings:
+    """The best readings of a batch, most probable first: each ``(B, top)``."""
+
+    digits: torch.Tensor
+    degrees: torch.Tensor
+    probabilities: torch.Tensor
+
+    def ambiguous(self, share: float = AMBIGUITY_SHARE) -> torch.Tensor:
+        """``(B,)`` bool: :func:`is_ambiguous` for every input."""
+        return (self.digits[:, 0] != self.digits[:, 1]) & (self.probabilities[:, 1] >= share * self.probabilities[:, 0])
 
 
 def angles() -> torch.Tensor:
@@ -217,14 +245,16 @@ def _refine(rows: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
     return torch.remainder((peaks.double() + offset.clamp(-0.5, 0.5)) * (360.0 / count), 360.0)
 
 
-def _basins(row: torch.Tensor) -> torch.Tensor:
-    """For each index of a circular row, the local maximum that steepest ascent reaches."""
-    count = len(row)
+def _basins(rows: torch.Tensor) -> torch.Tensor:
+    """For each index of circular rows ``(..., A)``, the local maximum that steepest ascent reaches."""
+    count = rows.shape[-1]
     index = torch.arange(count)
     candidates = torch.stack([index, (index - 1) % count, (index + 1) % count])  # (3, A): stay, left, right
-    target = candidates.gather(0, row[candidates].argmax(dim=0, keepdim=True))[0]  # ties stay
+    values = rows[..., candidates]  # (..., 3, A)
+    target = candidates.expand(*rows.shape[:-1], 3, count).gather(-2, values.argmax(dim=-2, keepdim=True))
+    target = target.squeeze(-2)  # (..., A); ties stay
     for _ in range(math.ceil(math.log2(count)) + 1):  # pointer jumping: paths shorter than A, doubled each time
-        target = target[target]
+        target = target.gather(-1, target)
     return target
 
 

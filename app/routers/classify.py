@@ -8,6 +8,7 @@ from app.dependencies import (
     DecoderDep,
     EngineDep,
     MetricsDep,
+    OrientationPriorDep,
     PreprocessDep,
     RequestIdDep,
     ReturnImageDep,
@@ -44,6 +45,7 @@ async def classify(
     file: UploadDep,
     transform: TransformDep,
     preprocess: PreprocessDep,
+    prior: OrientationPriorDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
@@ -59,8 +61,9 @@ async def classify(
         request_id=request_id,
         filename=upload.filename,
         preprocess=preprocess,
+        orientation_prior=prior,
         transform=transform_info(transform),
-        predictions=predictions(outputs)[0],
+        predictions=predictions(outputs, prior, batch if return_image else None)[0],
         image=to_png_base64(batch[0, 0]) if return_image else None,
     )
 
@@ -80,6 +83,7 @@ async def classify_batch(
     files: UploadsDep,
     transform: TransformDep,
     preprocess: PreprocessDep,
+    prior: OrientationPriorDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
@@ -100,11 +104,14 @@ async def classify_batch(
             predictions=rows,
             image=to_png_base64(batch[index, 0]) if return_image else None,
         )
-        for index, (upload, rows) in enumerate(zip(uploads, predictions(outputs), strict=True))
+        for index, (upload, rows) in enumerate(
+            zip(uploads, predictions(outputs, prior, batch if return_image else None), strict=True)
+        )
     ]
     return ClassifyBatchResponse(
         request_id=request_id,
         preprocess=preprocess,
+        orientation_prior=prior,
         transform=transform_info(transform),
         count=len(items),
         items=items,

@@ -12,6 +12,7 @@ from app.dependencies import (
     DecoderDep,
     EngineDep,
     MetricsDep,
+    OrientationPriorDep,
     PreprocessDep,
     RequestIdDep,
     ReturnImageDep,
@@ -22,10 +23,10 @@ from app.dependencies import (
 from app.disconnect import unless_disconnected
 from app.errors import InvalidTransformError
 from app.inference import ModelOutput
-from app.pipeline import decode_uploads, prepare_batch, to_png_base64
+from app.pipeline import decode_uploads, predictions, prepare_batch, to_png_base64
 from app.preprocessing import PreprocessMode
 from app.problems import problem_responses
-from app.schemas import OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
+from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
 from app.transforms import Transform, parse_group
 from app.uploads import Upload, read_upload
 from model.groups import Group
@@ -49,6 +50,7 @@ async def orbit(
     request: Request,
     file: UploadDep,
     preprocess: PreprocessDep,
+    prior: OrientationPriorDep,
     return_image: ReturnImageDep,
     settings: SettingsDep,
     engine: EngineDep,
@@ -77,6 +79,7 @@ async def orbit(
         return await engine.classify(_orbit_batch, inputs[0], settings.max_pixels, preprocess, symmetry)
 
     batch, outputs = await unless_disconnected(request, work())
+    per_element = predictions(outputs, prior)  # [element][model]
     metrics.images.labels("/orbit").inc()
     return OrbitResponse(
         request_id=request_id,
@@ -84,8 +87,9 @@ async def orbit(
         group=symmetry.name,
         order=symmetry.order,
         preprocess=preprocess,
-        rows=_rows(symmetry, outputs),
-        summary=[_summary(output) for output in outputs],
+        orientation_prior=prior,
+        rows=_rows(symmetry, per_element),
+        summary=[_summary(model, per_element) for model in range(len(outputs))],
         image=to_png_base64(batch[0, 0]) if return_image else None,  # element 0 is the identity
     )
 
@@ -96,30 +100,33 @@ def _orbit_batch(item: np.ndarray | Upload, max_pixels: int, preprocess: Preproc
     return torch.cat([group.transform_images(upright, g) for g in group.elements()])
 
 
-def _rows(group: Group, outputs: list[ModelOutput]) -> list[OrbitRow]:
-    best = [output.probabilities.max(dim=1) for output in outputs]  # per model: (values, digits), each (|G|,)
-    confidences = [values.tolist() for values, _ in best]
-    digits = [indices.tolist() for _, indices in best]
+def _rows(group: Group, per_element: list[list[ModelPrediction]]) -> list[OrbitRow]:
     return [
         OrbitRow(
             element=g,
             degrees=group.degrees(g),
             reflection=group.is_reflection(g),
             predictions=[
-                OrbitPrediction(model=output.name, digit=digits[m][g], confidence=round(confidences[m][g], 6))
-                for m, output in enumerate(outputs)
+                OrbitPrediction(
+                    model=prediction.model,
+                    digit=prediction.digit,
+                    confidence=prediction.confidence,
+                    orientation_degrees=prediction.orientation.degrees if prediction.orientation else None,
+                    ambiguous=prediction.ambiguous,
+                )
+                for prediction in per_element[g]
             ],
         )
         for g in group.elements()
     ]
 
 
-def _summary(output: ModelOutput) -> OrbitSummary:
-    digits = output.probabilities.argmax(dim=1)  # (|G|,)
-    upright = int(digits[0])
+def _summary(model: int, per_element: list[list[ModelPrediction]]) -> OrbitSummary:
+    digits = [row[model].digit for row in per_element]
+    upright = digits[0]
     return OrbitSummary(
-        model=output.name,
+        model=per_element[0][model].model,
         upright_digit=upright,
-        distinct_predictions=int(digits.unique().numel()),
-        agreement=round(float((digits == upright).float().mean()), 6),
+        distinct_predictions=len(set(digits)),
+        agreement=round(sum(digit == upright for digit in digits) / len(digits), 6),
     )
