@@ -6,8 +6,10 @@ the convolution's weights and bias (``W * s``, ``(b - mean) * s + beta`` with
 ``|G|`` copies in a group convolution so the bank keeps its group structure).
 :class:`FusedConvReLU` runs that one convolution with the ReLU fused, on
 channels-last maps, with oneDNN-prepacked weights where PyTorch has them. Same
-outputs as the layer-by-layer path up to float rounding; callers cache it on the
-versions of every tensor it reads (:func:`tensor_key`, :func:`batch_norm_key`).
+outputs as the layer-by-layer path up to float rounding. Callers cache it, and the
+expanded kernel banks, in :class:`InferenceCache` objects keyed on every tensor they
+read (:func:`cache_key`); every cache empties on a train/eval switch and on
+``clear_caches()`` (:class:`CachingModule`).
 Nothing here knows about groups: :mod:`model.layers` and :mod:`model.networks`
 use it for the G-CNN and the plain CNN alike.
 """
@@ -15,12 +17,15 @@ use it for the G-CNN and the plain CNN alike.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FusedConvReLU", "InferenceCache", "batch_norm_key", "fold_batch_norm", "tensor_key"]
+__all__ = ["CachingModule", "FusedConvReLU", "InferenceCache", "cache_key", "fold_batch_norm"]
+
+T = TypeVar("T")
 
 # oneDNN's inference ops with prepacked weights and fused post-ops (the ones
 # torch.compile's CPU backend uses); absent from builds without oneDNN.
@@ -28,12 +33,20 @@ _ONEDNN_FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldn
 _MAX_PACKED_SHAPES = 16  # prepacked layouts depend on the input shape; keep a few
 
 
-def tensor_key(*tensors: torch.Tensor | None) -> tuple[int, ...]:
-    """What a cache of values derived from ``tensors`` must be keyed on: each
-    one's version counter (bumped by every in-place update) and storage."""
-    key: list[int] = []
-    for tensor in tensors:
-        key += (-1, -1) if tensor is None else (tensor._version, tensor.data_ptr())
+def cache_key(*items: torch.Tensor | nn.Module | None) -> tuple[int | float, ...]:
+    """What a cache of values derived from ``items`` is keyed on: each tensor's version counter (bumped by
+    every in-place update through the tensor itself: ``optimizer.step()``, ``load_state_dict``, ``p.mul_()``
+    under ``no_grad``) and storage; for a batch norm, that of each of its tensors. Edits that bypass the
+    version counter (through ``.data``, or a batch norm's running statistics in train mode) are covered
+    by :class:`CachingModule`: a mode switch, or ``clear_caches()``."""
+    key: list[int | float] = []
+    for item in items:
+        if isinstance(item, nn.modules.batchnorm._BatchNorm):
+            key += (id(item), item.eps, *cache_key(item.weight, item.bias, item.running_mean, item.running_var))
+        elif isinstance(item, torch.Tensor):
+            key += (item._version, item.data_ptr())
+        else:
+            key += (-1, -1)
     return tuple(key)
 
 
@@ -58,10 +71,6 @@ def fold_batch_norm(
     folded_weight = weight.double() * scale_out.reshape(-1, *([1] * (weight.dim() - 1)))
     folded_bias = (conv_bias * scale + shift).repeat_interleave(repeats)
     return folded_weight.to(weight.dtype), folded_bias.to(weight.dtype)
-
-
-def batch_norm_key(norm: nn.modules.batchnorm._BatchNorm) -> tuple[int | float, ...]:
-    return (id(norm), norm.eps, *tensor_key(norm.weight, norm.bias, norm.running_mean, norm.running_var))
 
 
 class FusedConvReLU:
@@ -108,13 +117,13 @@ class InferenceCache:
 
     def __init__(self) -> None:
         self.key: tuple | None = None
-        self.value: FusedConvReLU | None = None
+        self.value: Any = None
 
-    def get(self, key: tuple, build: Callable[[], FusedConvReLU]) -> FusedConvReLU:
+    def get(self, key: tuple, build: Callable[[], T]) -> T:
         if self.value is None or self.key != key:
             with torch.no_grad():
                 self.key, self.value = key, build()
-        return self.value
+        return self.value  # type: ignore[no-any-return]
 
     def clear(self) -> None:
         self.key, self.value = None, None
@@ -127,3 +136,26 @@ class InferenceCache:
 
     def __setstate__(self, state: dict) -> None:
         self.__init__()  # type: ignore[misc]
+
+
+class CachingModule(nn.Module):
+    """A module whose submodules keep :class:`InferenceCache` attributes (or lists of them).
+
+    Every switch between train and eval mode empties them: batch-norm statistics
+    updated in train mode (a recalibration: ``model.train(); model(batch);
+    model.eval()``) do not bump their version counters. After editing weights
+    through ``.data`` (as EMA or pruning code does), call :meth:`clear_caches`.
+    """
+
+    def clear_caches(self) -> None:
+        """Forget every derived tensor; the next eval-mode forward rebuilds what it needs."""
+        for module in self.modules():
+            for value in vars(module).values():
+                caches = value if isinstance(value, list) else [value]
+                for cache in caches:
+                    if isinstance(cache, InferenceCache):
+                        cache.clear()
+
+    def train(self, mode: bool = True) -> CachingModule:
+        self.clear_caches()
+        return super().train(mode)

@@ -10,9 +10,10 @@ expand it into a bank with one copy per group element ``g``:
 - group:    ``K_g[o, i, h] = g . W[o, i, g^-1 h]``       -> conv2d with ``(O*|G|, I*|G|, k, k)``
 
 so that ``layer(g . x) = g . layer(x)`` (Cohen & Welling, 2016). In eval mode
-without autograd the expanded bank is cached and rebuilt only when the stored
-weights change (tracked by the tensor's version counter, which every in-place
-update such as ``optimizer.step()`` or ``load_state_dict`` bumps).
+without autograd the expanded bank is cached and rebuilt when the stored weights
+change (:func:`model.fusion.cache_key`: every in-place update through the tensor,
+such as ``optimizer.step()`` or ``load_state_dict``), on every train/eval switch,
+and on ``clear_caches()`` (after edits through ``.data``).
 
 Inference fast path (``forward_fused``, used by :mod:`model.networks`): the
 eval-mode batch norm that follows a convolution is folded into the cached bank
@@ -25,14 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.fusion import FusedConvReLU, InferenceCache, batch_norm_key, fold_batch_norm, tensor_key
+from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
 from model.groups import Group
 from model.kernels import make_basis
 
 __all__ = ["GroupBatchNorm", "GroupConv2d", "GroupPool", "LiftingConv2d"]
 
 
-class _ExpandedConv2d(nn.Module):
+class _ExpandedConv2d(CachingModule):
     """Shared machinery of the lifting and group convolutions (signature of ``nn.Conv2d``)."""
 
     lifts: bool  # True: the input is an image; False: a group feature map
@@ -69,9 +70,7 @@ class _ExpandedConv2d(nn.Module):
         # energy per input channel is K * var(c).
         fan_in = in_channels * in_group_size * kernel_basis.size
         nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
-        self._cache: tuple[tuple[int, ...], torch.Tensor] | None = None
-        self._bias_cache: tuple[tuple[int, ...], torch.Tensor] | None = None
-        self._fused = InferenceCache()
+        self._bank, self._bias_bank, self._fused = InferenceCache(), InferenceCache(), InferenceCache()
         if not self.lifts:
             self.register_buffer("regular_permutations", group.regular_permutations.clone(), persistent=False)
 
@@ -89,24 +88,18 @@ class _ExpandedConv2d(nn.Module):
     def kernel(self) -> torch.Tensor:
         """The expanded bank, from the cache when that is safe and still valid."""
         if self.training or not self.cache_kernels or (torch.is_grad_enabled() and self.weight.requires_grad):
-            self._cache = None
+            self._bank.clear()
             return self.expand_kernel()
-        key = (self.weight._version, self.weight.data_ptr(), self.basis.data_ptr())
-        if self._cache is None or self._cache[0] != key:
-            with torch.no_grad():
-                self._cache = (key, self.expand_kernel())
-        return self._cache[1]
+        return self._bank.get(cache_key(self.weight, self.basis), self.expand_kernel)
 
     def expanded_bias(self) -> torch.Tensor | None:
         """The bias per output channel of the bank, ``(O*|G|,)``; cached like the bank."""
         if self.bias is None:
             return None
+        bias = self.bias
         if self.training or torch.is_grad_enabled():
-            return self.bias.repeat_interleave(self.group.order)
-        key = tensor_key(self.bias)
-        if self._bias_cache is None or self._bias_cache[0] != key:
-            self._bias_cache = (key, self.bias.repeat_interleave(self.group.order))
-        return self._bias_cache[1]
+            return bias.repeat_interleave(self.group.order)
+        return self._bias_bank.get(cache_key(bias), lambda: bias.repeat_interleave(self.group.order))
 
     def _convolve(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, I*N_in, H, W)`` -> ``(B, O, |G|, H', W')``."""
@@ -124,8 +117,7 @@ class _ExpandedConv2d(nn.Module):
         if not self.cache_kernels:
             self._fused.clear()
             return self._build_fused(norm)(x)
-        key = (*tensor_key(self.weight, self.bias, self.basis), *batch_norm_key(norm))
-        return self._fused.get(key, lambda: self._build_fused(norm))(x)
+        return self._fused.get(cache_key(self.weight, self.bias, self.basis, norm), lambda: self._build_fused(norm))(x)
 
     def _build_fused(self, norm: GroupBatchNorm) -> FusedConvReLU:
         weight, bias = fold_batch_norm(self.kernel(), self.bias, norm, repeats=self.group.order)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from model.fusion import FusedConvReLU, InferenceCache, batch_norm_key, fold_batch_norm, tensor_key
+from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
 from model.groups import get_group
 from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
 from model.orientation import JointHead, Pose
@@ -74,7 +74,7 @@ def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CN
     return config_type(**cleaned)
 
 
-class BaselineCNN(nn.Module):
+class BaselineCNN(CachingModule):
     """Plain CNN classifier: ``(B, C, H, W)`` -> logits ``(B, out_channels)``."""
 
     def __init__(self, config: CNNConfig) -> None:
@@ -101,8 +101,8 @@ class BaselineCNN(nn.Module):
     def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
         for index, cache in enumerate(self._fused):
             conv, norm = cast(nn.Conv2d, self.convs[index]), cast(nn.BatchNorm2d, self.norms[index])
-            key = (*tensor_key(conv.weight, conv.bias), *batch_norm_key(norm))
-            x = cache.get(key, functools.partial(_fuse_conv2d, conv, norm))(x)  # (B, C, H, W): relu(norm(conv(x)))
+            fused = cache.get(cache_key(conv.weight, conv.bias, norm), functools.partial(_fuse_conv2d, conv, norm))
+            x = fused(x)  # (B, C, H, W): relu(norm(conv(x)))
             if index in self.config.pool_after:
                 x = F.max_pool2d(x, 2)
         return x
@@ -114,7 +114,7 @@ class BaselineCNN(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-class GroupEquivariantCNN(nn.Module):
+class GroupEquivariantCNN(CachingModule):
     """G-CNN classifier: ``(B, C, H, W)`` -> group-invariant logits ``(B, out_channels)``."""
 
     blur: torch.Tensor  # buffer, annotated for type checkers

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from model.fusion import InferenceCache
 from model.groups import cyclic
 from model.layers import GroupConv2d, LiftingConv2d
 from model.registry import create_model
@@ -99,15 +100,68 @@ def test_cache_follows_the_module_to_another_dtype() -> None:
     torch.testing.assert_close(double.float(), single, atol=1e-5, rtol=0)
 
 
-def test_whole_network_cached_inference_matches_train_mode_math() -> None:
+def layer_by_layer(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The eval-mode output without the fused path or any cache: with autograd on, every bank is expanded afresh."""
+    with torch.enable_grad():
+        return model(x).detach()
+
+
+@pytest.mark.parametrize("name", ["gcnn_c8", "cnn"])
+def test_whole_network_cached_inference_matches_the_layer_by_layer_computation(name: str) -> None:
     torch.manual_seed(0)
-    model = create_model("gcnn_c8")
-    x = torch.randn(3, 1, 28, 28)
+    model = create_model(name)
+    model(torch.randn(16, 1, 28, 28))  # train mode: batch-norm statistics that are not the identity
     model.eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.inference_mode():
+        cached, again = model(x), model(x)  # fused, cached banks, then from the caches
+    reference = layer_by_layer(model, x)
+    torch.testing.assert_close(cached, reference, atol=1e-5, rtol=0)
+    assert torch.equal(cached, again)
+
+
+@pytest.mark.parametrize("name", ["gcnn_c8", "cnn"])
+def test_batch_norm_recalibration_reaches_the_fused_path(name: str) -> None:
+    # running statistics updated in train mode do not bump their version counters: the mode switch clears
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.inference_mode():
+        before = model(x)
+    model.train()
     with torch.no_grad():
-        cached = model(x)
-        for module in model.modules():
-            if hasattr(module, "cache_kernels"):
-                module.cache_kernels = False
-        uncached = model(x)
-    torch.testing.assert_close(cached, uncached, atol=1e-6, rtol=0)
+        for _ in range(5):
+            model(3.0 * torch.rand(64, 1, 28, 28))  # recalibration batches
+    model.eval()
+    with torch.inference_mode():
+        after = model(x)
+    assert (after - before).abs().max() > 1e-3  # a stale cache would give `before` exactly
+    torch.testing.assert_close(after, layer_by_layer(model, x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["gcnn_c8", "cnn"])
+def test_edits_through_data_reach_the_fused_path_after_clear_caches(name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(3, 1, 28, 28)
+    with torch.inference_mode():
+        before = model(x)
+    for parameter in model.convs[1].parameters():  # type: ignore[union-attr]
+        parameter.data.mul_(0.0)  # as pruning code does: no version bump
+    model.clear_caches()  # type: ignore[operator]
+    with torch.inference_mode():
+        after = model(x)
+    assert (after - before).abs().max() > 1e-3  # a stale cache would give `before` exactly
+    torch.testing.assert_close(after, layer_by_layer(model, x), atol=1e-5, rtol=0)
+
+
+def test_clear_caches_empties_every_cache_of_a_network() -> None:
+    model = create_model("gcnn_c8").eval()
+    with torch.inference_mode():
+        model(torch.randn(1, 1, 28, 28))
+    caches = [
+        value for module in model.modules() for value in vars(module).values() if isinstance(value, InferenceCache)
+    ]
+    assert caches and any(cache.value is not None for cache in caches)
+    model.clear_caches()  # type: ignore[operator]
+    assert all(cache.value is None for cache in caches)

@@ -106,6 +106,7 @@ def test_the_answered_digit_and_its_orientation_are_the_most_probable_ones() -> 
     assert [(r.digit, round(r.degrees, 3)) for r in readings[:2]] == [(6, 30.0), (9, 210.0)]
     assert readings[0].probability == pytest.approx(0.7) and readings[1].probability == pytest.approx(0.3)
     assert is_ambiguous(readings) and not is_ambiguous(readings, share=0.5)
+    assert pose.top_readings().ambiguous().tolist() == [True]
     upright = pose.with_prior(upright_prior(degrees))
     assert upright.digit_probabilities[0, 6] > pose.digit_probabilities[0, 6]  # 30 degrees is nearer upright
 
