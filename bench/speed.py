@@ -3,7 +3,9 @@
 For every checkpoint card it measures, in eval mode under ``torch.inference_mode``:
 forward FLOPs per image, batch-1 latency, batch-256 throughput, and the training
 step time at batch 64 (forward, backward, AdamW step, on a copy of the model);
-models with a kernel-bank cache (the G-CNN) are also timed with it disabled.
+models with a kernel-bank cache (the G-CNN) are also timed with it disabled, and
+every model exported to ONNX (:mod:`model.export`) is timed in onnxruntime when
+that is installed (a dev dependency), with the same threads.
 Every rate is printed as GFLOP/s and as a fraction of the fp32 ``torch.mm``
 rate measured in the same run. FLOPs: see :mod:`bench.timing`.
 
@@ -18,6 +20,7 @@ import copy
 import json
 import os
 import platform
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ from torch import nn
 
 from bench.timing import Timing, count_flops, matmul_gflops, set_kernel_cache, time_calls
 from model.checkpoint import load_checkpoint
+from model.export import export_onnx
 
 DEFAULT_CARDS = ("weights/cnn_seed.json", "weights/gcnn_c8_wide.json")
 
@@ -104,7 +108,30 @@ def measure_model(card: Path, args: argparse.Namespace) -> ModelReport:
             report.measurements[f"b{batch}_nocache"] = measure_forward(model, label, batch, count)
         set_kernel_cache(model, True)
     report.measurements["train"] = measure_train_step(model, args.train_batch, args.train_runs)
+    report.measurements.update(measure_onnxruntime(model, runs, report.measurements))
     return report
+
+
+def measure_onnxruntime(
+    model: nn.Module, runs: dict[int, int], library: dict[str, Measurement]
+) -> dict[str, Measurement]:
+    """The exported network (:mod:`model.export`) in onnxruntime, same batches and threads; {} without it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        return {}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    with tempfile.TemporaryDirectory() as folder:
+        path = export_onnx(model, Path(folder) / "model.onnx")
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    found = {}
+    for batch, count in runs.items():
+        x = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)).numpy()
+        timing = time_calls(lambda x=x: session.run(["logits"], {"image": x}), count)
+        flops = library[f"b{batch}"].flops  # the same convolutions
+        found[f"b{batch}_onnx"] = Measurement(f"onnxruntime forward, batch {batch}", timing, batch, flops)
+    return found
 
 
 def value_text(measurement: Measurement) -> str:

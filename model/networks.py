@@ -61,6 +61,7 @@ class GCNNConfig(CNNConfig):
     group_pool: str = "mean"  # "mean" or "max" over the group axis before averaging over space
     head: str = "invariant"  # "invariant": pool the group axis; "joint": (digit, element) scores, see model.orientation
     pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
+    pose_trains_features: bool = True  # joint head only: whether the pose loss trains the convolutions too
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
 
 
@@ -138,7 +139,13 @@ class GroupEquivariantCNN(CachingModule):
             raise ValueError(f"head must be 'invariant' or 'joint', got {config.head!r}")
         self.group_pool = GroupPool(config.group_pool)
         self.head: nn.Module = (
-            JointHead(width, config.out_channels, group, config.pose_frequencies)
+            JointHead(
+                width,
+                config.out_channels,
+                group,
+                config.pose_frequencies,
+                pose_trains_features=config.pose_trains_features,
+            )
             if config.head == "joint"
             else nn.Linear(width, config.out_channels)
         )

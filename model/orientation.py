@@ -78,13 +78,15 @@ class JointHead(nn.Module):
     cos_table: torch.Tensor  # buffers, annotated for type checkers
     sin_table: torch.Tensor
 
-    def __init__(self, channels: int, classes: int, group: Group, frequencies: int = 2) -> None:
+    def __init__(
+        self, channels: int, classes: int, group: Group, frequencies: int = 2, *, pose_trains_features: bool = True
+    ) -> None:
         super().__init__()
         if group.reflections:
             raise ValueError(f"the joint head needs a cyclic group C_N, got {group.name}")
         if not 1 <= frequencies < group.rotations / 2:
             raise ValueError(f"frequencies must be in 1..{math.ceil(group.rotations / 2) - 1}, got {frequencies!r}")
-        self.group, self.frequencies = group, frequencies
+        self.group, self.frequencies, self.pose_trains_features = group, frequencies, pose_trains_features
         self.invariant = nn.Linear(channels, classes)
         self.pose = nn.Parameter(torch.randn(2, classes, channels, frequencies) / channels**0.5)  # Re, Im of W
         m = torch.arange(1, frequencies + 1, dtype=torch.float64)
@@ -96,6 +98,8 @@ class JointHead(nn.Module):
         """Digit logits ``a`` ``(B, D)`` and pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
         invariant = x.amax(dim=2).mean(dim=(-2, -1))  # (B, C)
         per_element = x.mean(dim=(-2, -1))  # (B, C, N)
+        if not self.pose_trains_features:  # the pose is read from features trained for the digit alone
+            per_element = per_element.detach()
         n = per_element.shape[-1]
         z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
         z_im = per_element @ self.sin_table / n
@@ -112,7 +116,9 @@ class JointHead(nn.Module):
         return torch.log_softmax(digits, dim=1)[:, :, None] + torch.log_softmax(profile, dim=2)
 
     def extra_repr(self) -> str:
-        return f"group={self.group.name}, frequencies={self.frequencies}"
+        return (
+            f"group={self.group.name}, frequencies={self.frequencies}, pose_trains_features={self.pose_trains_features}"
+        )
 
 
 def pose_profile(coefficients: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor) -> torch.Tensor:
