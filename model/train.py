@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from model.checkpoint import count_parameters, save_checkpoint
 from model.data import load_mnist
-from model.evaluate import evaluate
+from model.evaluate import evaluate, evaluate_orientation
 from model.networks import GroupEquivariantCNN
 from model.registry import create_model, model_names
 
@@ -225,6 +225,9 @@ def main(argv: list[str] | None = None) -> Path:
         test_images, test_labels = test_images[: args.eval_limit], test_labels[: args.eval_limit]
         test = evaluate(model, test_images, test_labels, per_angle=False, device=args.device)
         metrics.update({key: value for key, value in test.items() if key != "rotated_confusion_matrix"})
+        if isinstance(model, GroupEquivariantCNN) and model.config.head == "joint":
+            orientation = evaluate_orientation(model, test_images, test_labels, device=args.device)
+            metrics["orientation"] = {k: v for k, v in orientation.items() if not isinstance(v, dict)}
         logger.info(
             "test: upright %.2f%%, rotated %.2f%%", 100 * test["upright_accuracy"], 100 * test["rotated_accuracy"]
         )
