@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -20,14 +22,38 @@ def test_exact_elements_permute_the_identity_basis(basis: GridBasis | HarmonicBa
             assert torch.equal(bank[g], group.transform_images(bank[group.identity], g)), f"{group.name} element {g}"
 
 
-def test_harmonic_45_degree_copy_is_a_rotation_of_the_continuous_filter() -> None:
-    """Rotating by 45 degrees twice through the basis lands exactly on the 90-degree copy."""
-    group = get_group("C8")
-    bank = HarmonicBasis(5).transformed(group)
-    # the 45-degree copy is sampled analytically; its own 45-degree copy is the 90-degree one
-    assert not torch.allclose(bank[1], bank[0])
-    assert torch.equal(bank[2], torch.rot90(bank[0], 1, dims=(-2, -1)))
-    assert torch.equal(bank[3], torch.rot90(bank[1], 1, dims=(-2, -1)))
+def analytic_harmonics(basis: HarmonicBasis, degrees: float, mirrored: bool = False) -> torch.Tensor:
+    """Each basis function of ``basis`` transformed by ``r(degrees) m^mirrored``, evaluated here from its
+    formula (independently of model.kernels): ``(g.psi)(x) = psi(g^-1 x)``; ``(K, k, k)``, unit norm upright."""
+    half = basis.kernel_size // 2
+    coords = torch.arange(-half, half + 1, dtype=torch.float64)
+    y, x = torch.meshgrid(-coords, coords, indexing="ij")  # row 0 is the top, y points up
+    radius, phi = torch.hypot(x, y), torch.atan2(y, x)
+    source = phi - math.radians(degrees)  # r^-1: turn the point back
+    if mirrored:
+        source = math.pi - source  # then m^-1 = m: (x, y) -> (-x, y)
+    functions, norms = [], []
+    for rho, m, is_sine in basis.functions:
+        ring = torch.exp(-((radius - rho) ** 2) / (2 * basis.ring_width**2))
+        wave = torch.sin if is_sine else torch.cos
+        value, upright = ring * wave(m * source), ring * wave(m * phi)
+        if m > 0:  # undefined at the origin: zero there
+            value, upright = value.masked_fill(radius == 0, 0.0), upright.masked_fill(radius == 0, 0.0)
+        functions.append(value)
+        norms.append(upright.norm())
+    return torch.stack(functions) / torch.stack(norms)[:, None, None]
+
+
+@pytest.mark.parametrize("group", [get_group("C8"), dihedral(8), get_group("C16")], ids=lambda g: g.name)
+@pytest.mark.parametrize("size", [5, 7])
+def test_every_harmonic_copy_is_the_continuous_filter_at_transformed_points(group: Group, size: int) -> None:
+    """The 45- and 22.5-degree copies are the filter's formula evaluated at rotated points, not a resampling."""
+    basis = HarmonicBasis(size)
+    bank = basis.transformed(group).double()
+    for g in group.elements():
+        expected = analytic_harmonics(basis, group.degrees(g), group.is_reflection(g))
+        torch.testing.assert_close(bank[g], expected, atol=1e-6, rtol=0, msg=f"{group.name} element {g}")
+    assert not torch.allclose(bank[1], bank[0])  # a genuinely different copy
 
 
 def test_basis_functions_have_unit_norm_and_are_independent() -> None:

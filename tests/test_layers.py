@@ -4,9 +4,12 @@ Exact elements (quarter turns and mirrors, C4 and D4) are index permutations,
 so the only error is float32 rounding: max abs error <= 1e-5 on random inputs.
 
 45-degree elements (C8, D8) need interpolation of the input; they are tested on
-smooth inputs in the centre region. Documented tolerance: the max error in the
-centre is at most 15% of the output's max for the harmonic (steerable) basis;
-the free grid basis is far worse, which the last test pins down.
+smooth inputs in the centre region. Measured (these fixed seeds): the max error
+in the centre is 3.7-6.1% of the output's max for the harmonic (steerable)
+basis over every 45-degree element of C8 and D8, lifting and lifting + group
+conv; the tolerance is 8%. The free grid basis (square 5x5 filters rotated
+bilinearly, corners clipped) is 13x worse on the same input (9.8-17x over other
+seeds); the test asks for at least 8x.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from tests.helpers import centre, smooth_images
 EXACT = [cyclic(4), dihedral(4)]
 INEXACT = [cyclic(8), dihedral(8)]
 BASES = ["grid", "harmonic"]
-HARMONIC_TOLERANCE = 0.15
+HARMONIC_TOLERANCE = 0.08
+GRID_OVER_HARMONIC = 8.0
 
 
 def cases(groups: list[Group], inexact_only: bool = False) -> list:
@@ -116,7 +120,7 @@ def test_harmonic_basis_rotates_filters_better_than_the_grid_basis() -> None:
         errors[basis] = (
             centre(layer(group.transform_images(x, g)) - expected, 8).abs().max() / expected.abs().max()
         ).item()
-    assert errors["harmonic"] < 0.5 * errors["grid"], errors
+    assert errors["grid"] >= GRID_OVER_HARMONIC * errors["harmonic"], errors
 
 
 def test_output_shapes_and_conv2d_like_signature() -> None:
