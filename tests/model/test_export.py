@@ -13,7 +13,7 @@ from model.export import check_onnx, export, export_onnx, main
 from model.groups import get_group
 from model.registry import create_model
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 SHIPPED = ["gcnn_c8_wide", "gcnn_c4_seed", "cnn_seed"]
 # Measured: exported vs library logits <= 4e-6 (PyTorch) and <= 4e-6 (onnxruntime) on the shipped models.
 TOLERANCE = 1e-4

@@ -13,7 +13,7 @@ from model.data import DatasetUnavailableError, load_mnist
 from model.evaluate import evaluate
 from model.train import main as train_main
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 pytestmark = pytest.mark.data
 
 

@@ -11,7 +11,7 @@ import torch
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.registry import create_model
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 SHIPPED_GCNNS = ["gcnn_c8_wide", "gcnn_c4_seed"]
 # Measured on the shipped G-CNNs over 8 random inputs: quarter-turned logits within 3.8e-6 (fused) and 2.9e-6
 # (layer by layer) of the upright ones, in float32. The tolerance is the library's network tolerance.
