@@ -23,7 +23,7 @@ from app.admission import Admission
 from app.inference import InferenceEngine, TorchWorker, configure_torch, load_models, self_test
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware
+from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware, takes_many_files
 from app.problems import add_problem_schemas, install_problem_handlers
 from app.routers import catalog, classify, docs, health, orbit, rotate, site
 from app.sandbox import DecodePool
@@ -121,8 +121,13 @@ def create_app() -> FastAPI:
     app.add_middleware(AdmissionMiddleware)  # before any body byte is read; after the size check
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestContextMiddleware)  # outermost: ids, logs and metrics cover every response
-    for module in (classify, orbit, rotate, catalog, health, site, docs):
+    routers = (classify, orbit, rotate, catalog, health, site, docs)
+    for module in routers:
         app.include_router(module.router)
+    # the body limit of a route follows from its parameters: a list of files may be GCNN_MAX_BATCH files
+    app.state.multi_file_paths = frozenset(
+        route.path for module in routers for route in module.router.routes if takes_many_files(route)
+    )
     app.mount(docs.ASSETS_URL, StaticFiles(directory=docs.ASSETS_DIR), name="docs-assets")
     app.mount("/static", _OptionalStaticFiles(directory=site.STATIC_DIR, check_dir=False), name="static")
 

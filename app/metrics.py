@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+from starlette.requests import Request
 
 __all__ = ["Metrics"]
 
@@ -67,6 +68,11 @@ class Metrics:
     def observe_request(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()
         self.latency.labels(method, endpoint, str(status)).observe(seconds)
+
+    def count_images(self, request: Request, images: int = 1) -> None:
+        """Uploaded images processed by the route that served ``request`` (its path template, never the raw path)."""
+        route = request.scope.get("route")
+        self.images.labels(getattr(route, "path", "unmatched")).inc(images)
 
     def observe_inference(self, model: str, images: int, seconds: float) -> None:
         self.inference.labels(model).observe(seconds)

@@ -10,11 +10,12 @@ import logging
 import re
 import time
 import uuid
+from typing import get_origin
 
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect, Request
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.admission import Admission
@@ -30,7 +31,7 @@ from app.problems import (
 )
 from app.settings import Settings
 
-__all__ = ["AdmissionMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware", "body_limit"]
+__all__ = ["AdmissionMiddleware", "BodyLimitMiddleware", "RequestContextMiddleware", "body_limit", "takes_many_files"]
 
 access_logger = logging.getLogger("app.access")
 logger = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ logger = logging.getLogger(__name__)
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for "the client went away first", in logs and metrics only
 MULTIPART_OVERHEAD = 16 * 1024  # bytes per file part for boundaries and part headers
-BATCH_PATH = "/classify/batch"
 
 
 class RequestContextMiddleware:
@@ -119,10 +119,23 @@ def _endpoint(scope: Scope, path: str, root_path: str) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
-def body_limit(settings: Settings, path: str) -> int:
-    """The most bytes a request body to ``path`` may have: its files plus multipart overhead."""
-    files = settings.max_batch if path.rstrip("/").endswith(BATCH_PATH) else 1
-    return files * (settings.max_upload_bytes + MULTIPART_OVERHEAD)
+def body_limit(settings: Settings, scope: Scope) -> int:
+    """The most bytes a request body may have: the files its route takes, plus multipart overhead."""
+    many = scope["path"].rstrip("/") in getattr(scope["app"].state, "multi_file_paths", ())
+    return (settings.max_batch if many else 1) * (settings.max_upload_bytes + MULTIPART_OVERHEAD)
+
+
+def takes_many_files(route: BaseRoute) -> bool:
+    """Whether the route's body (its own parameters or its dependencies') has a list of files."""
+    stack = [getattr(route, "dependant", None)]
+    while stack:
+        dependant = stack.pop()
+        if dependant is None:
+            continue
+        if any(get_origin(field.field_info.annotation) is list for field in dependant.body_params):
+            return True
+        stack.extend(dependant.dependencies)
+    return False
 
 
 class BodyLimitMiddleware:
@@ -142,7 +155,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or settings is None:
             await self.app(scope, receive, send)
             return
-        limit = body_limit(settings, scope["path"])
+        limit = body_limit(settings, scope)
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             response = problem_response(
@@ -188,7 +201,7 @@ class AdmissionMiddleware:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length", "")
-        size = int(declared) if declared.isdigit() else body_limit(state.settings, scope["path"])
+        size = int(declared) if declared.isdigit() else body_limit(state.settings, scope)
         metrics: Metrics = state.metrics
         refused = admission.enter(size)
         if refused is not None:

@@ -37,6 +37,7 @@ __all__ = [
     "add_problem_schemas",
     "install_problem_handlers",
     "internal_error_response",
+    "problem_for",
     "problem_response",
     "problem_responses",
 ]
@@ -68,6 +69,7 @@ INVALID_TRANSFORM = ProblemType("invalid-transform", 422, "Invalid transformatio
 INVALID_FORM = ProblemType("invalid-form", 422, "Invalid form")
 UNKNOWN_GROUP = ProblemType("unknown-group", 404, "Unknown group")
 VALIDATION = ProblemType("validation-error", 422, "Invalid request parameters")
+INVALID_INPUT = ProblemType("invalid-input", 422, "Invalid input")  # an input error without a type of its own
 UNSUPPORTED_MEDIA_TYPE = ProblemType("unsupported-media-type", 415, "Unsupported media type")
 UPLOAD_TOO_LARGE = ProblemType("upload-too-large", 413, "Upload too large")
 IMAGE_TOO_LARGE = ProblemType("image-too-large", 413, "Image has too many pixels")
@@ -95,7 +97,7 @@ _DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
     errors.ModelsUnavailableError: MODELS_UNAVAILABLE,
     errors.ServiceOverloadedError: OVERLOADED,
 }
-PROBLEM_TYPES = (*_DOMAIN_PROBLEMS.values(), VALIDATION, UNKNOWN_GROUP, INTERNAL)
+PROBLEM_TYPES = (*_DOMAIN_PROBLEMS.values(), VALIDATION, UNKNOWN_GROUP, INVALID_INPUT, INTERNAL)
 
 
 class ProblemItem(BaseModel):
@@ -175,8 +177,14 @@ def _typed(request: Request, problem: ProblemType, detail: str, **kwargs: Any) -
     )
 
 
+def problem_for(exc: Exception) -> ProblemType:
+    """The problem type of a domain error: its class's (or an ancestor's); a new input error that nobody
+    mapped yet is still a 422, never a 500."""
+    return next((p for cls, p in _DOMAIN_PROBLEMS.items() if isinstance(exc, cls)), INVALID_INPUT)
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    problem = next(p for cls, p in _DOMAIN_PROBLEMS.items() if isinstance(exc, cls))
+    problem = problem_for(exc)
     retry_after = {MODELS_UNAVAILABLE: 5, OVERLOADED: RETRY_AFTER_S}.get(problem)
     headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     if problem.status >= 500:

@@ -288,6 +288,9 @@ class ModelInfo(BaseModel):
     name: str
     architecture: str
     group: str | None = Field(description="The symmetry group the network is equivariant to; null for the plain CNN.")
+    orientation: bool = Field(
+        default=False, description="Whether its predictions say which way the digit is turned (a joint head)."
+    )
     parameters: int | None
     sha256: str = Field(description="SHA-256 of the weights file, verified at load time.")
     weights_file: str

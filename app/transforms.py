@@ -17,7 +17,7 @@ import torch
 
 from app.errors import InvalidTransformError
 from model.groups import Group, get_group
-from model.rotation import rotate
+from model.rotation import is_right_angle, rotate
 
 __all__ = ["Transform", "parse_group", "transform_picture"]
 
@@ -59,7 +59,7 @@ class Transform:
     @property
     def is_exact(self) -> bool:
         """Whether it maps the pixel grid onto itself (quarter turns and mirrors: no interpolation)."""
-        return math.isclose(self.degrees / 90.0, round(self.degrees / 90.0), abs_tol=1e-9)
+        return is_right_angle(self.degrees)
 
     def apply(self, images: torch.Tensor) -> torch.Tensor:
         """The transformed ``(..., H, W)`` images (a quarter turn of a non-square image swaps H and W)."""

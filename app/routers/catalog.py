@@ -34,6 +34,7 @@ def _model_info(model: LoadedModel) -> ModelInfo:
         name=model.name,
         architecture=model.architecture,
         group=model.group,
+        orientation=model.has_orientation,
         parameters=card.get("parameters"),
         sha256=card["sha256"],
         weights_file=card["weights_file"],

@@ -56,7 +56,7 @@ async def classify(
     upload = await read_upload(file, settings.max_upload_bytes)
     work = classify_uploads([upload], engine, decoder, settings.max_pixels, preprocess, transform)
     batch, outputs = await unless_disconnected(request, work)
-    metrics.images.labels("/classify").inc()
+    metrics.count_images(request)
     return ClassifyResponse(
         request_id=request_id,
         filename=upload.filename,
@@ -96,7 +96,7 @@ async def classify_batch(
     uploads = await read_uploads(files, settings.max_upload_bytes)
     work = classify_uploads(uploads, engine, decoder, settings.max_pixels, preprocess, transform)
     batch, outputs = await unless_disconnected(request, work)
-    metrics.images.labels("/classify/batch").inc(len(uploads))
+    metrics.count_images(request, len(uploads))
     items = [
         BatchItem(
             index=index,

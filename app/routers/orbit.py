@@ -80,7 +80,7 @@ async def orbit(
 
     batch, outputs = await unless_disconnected(request, work())
     per_element = predictions(outputs, prior)  # [element][model]
-    metrics.images.labels("/orbit").inc()
+    metrics.count_images(request)
     return OrbitResponse(
         request_id=request_id,
         filename=upload.filename,

@@ -66,7 +66,7 @@ async def rotate_picture(
         return await asyncio.to_thread(encode_png, turned)  # zlib releases the GIL: off the loop and the worker
 
     png = await unless_disconnected(request, work())
-    metrics.images.labels("/rotate").inc()
+    metrics.count_images(request)
     return Response(png, media_type="image/png", headers=_headers(upload.filename, transform))
 
 

@@ -33,6 +33,7 @@
     models: [], // GET /models
     upright: null, // the upright 28x28 image (an <img>) from /orbit, for the orbit thumbnails
     orbit: null, // the last /orbit response
+    prior: "none", // orientation_prior: "none" | "upright"
     ready: false,
   };
 
@@ -309,6 +310,12 @@
     });
   }
 
+  $("prior").addEventListener("change", (event) => {
+    state.prior = event.target.checked ? "upright" : "none";
+    refreshTransformed();
+    refreshOrbit();
+  });
+
   $("angle").addEventListener("input", (event) => {
     setTransform({ kind: "angle", angle: Number(event.target.value) });
   });
@@ -346,10 +353,54 @@
             el("span", { class: "confidence", text: "draw a digit to start" }),
           ]),
           bars,
+          model.orientation ? orientationBlock() : el("span", { hidden: true }),
           el("p", { class: "timing", text: "" }),
         ]),
       );
     }
+  }
+
+  // Which way the digit is turned (G-CNNs with a joint head): an arrow that points where the
+  // digit's "up" now is, the angle, and the input turned back upright.
+  function orientationBlock() {
+    const arrow = el("span", { class: "arrow", "aria-hidden": "true", text: "↑" });
+    return el("div", { class: "orientation" }, [
+      el("div", { class: "dial" }, [arrow]),
+      el("div", {}, [
+        el("p", { class: "turned", text: "" }),
+        el("p", { class: "ambiguity", text: "", hidden: true }),
+        el("p", { class: "readings hint", text: "" }),
+      ]),
+      el("figure", {}, [
+        el("img", { class: "upright pixelated", alt: "The model input turned back upright", width: 84, height: 84 }),
+        el("figcaption", { text: "turned upright" }),
+      ]),
+    ]);
+  }
+
+  function renderOrientation(node, prediction) {
+    const block = node.querySelector(".orientation");
+    if (!block || !prediction.orientation) return;
+    const { degrees, confidence } = prediction.orientation;
+    const shown = Math.round(degrees) % 360;
+    block.querySelector(".arrow").style.transform = `rotate(${-degrees}deg)`; // counter-clockwise on screen
+    block.querySelector(".turned").textContent =
+      `turned by about ${shown}° (counter-clockwise) · ${(confidence * 100).toFixed(0)}% within half a step`;
+    block.dataset.degrees = degrees.toFixed(2);
+    const [first, second] = prediction.readings;
+    const ambiguity = block.querySelector(".ambiguity");
+    ambiguity.hidden = !prediction.ambiguous;
+    ambiguity.textContent = prediction.ambiguous
+      ? `${first.digit} or ${second.digit}, depending on which way is up`
+      : "";
+    block.querySelector(".readings").textContent =
+      "readings: " +
+      prediction.readings
+        .map((r) => `${r.digit} at ${Math.round(r.degrees) % 360}° (${(r.probability * 100).toFixed(1)}%)`)
+        .join(", ");
+    const image = block.querySelector(".upright");
+    if (prediction.upright_image) image.src = `data:image/png;base64,${prediction.upright_image}`;
+    else image.removeAttribute("src");
   }
 
   function panel(name) {
@@ -377,6 +428,7 @@
     });
     const top3 = prediction.top3.map((t) => `${t.digit} (${(t.probability * 100).toFixed(1)}%)`).join(", ");
     node.querySelector(".timing").textContent = `top 3: ${top3} · forward pass ${prediction.inference_ms.toFixed(1)} ms`;
+    renderOrientation(node, prediction);
   }
 
   function resetPredictions(message) {
@@ -389,6 +441,14 @@
       for (const value of node.querySelectorAll(".bars .value")) value.textContent = "";
       for (const label of node.querySelectorAll(".bars .label")) label.classList.remove("top");
       node.querySelector(".timing").textContent = "";
+      const block = node.querySelector(".orientation");
+      if (block) {
+        delete block.dataset.degrees;
+        block.querySelector(".turned").textContent = "";
+        block.querySelector(".readings").textContent = "";
+        block.querySelector(".ambiguity").hidden = true;
+        block.querySelector(".upright").removeAttribute("src");
+      }
     }
   }
 
@@ -421,7 +481,8 @@
     const query = transformQuery();
     const classify = latest("classify", async (signal) => {
       const sep = query ? "&" : "";
-      const response = await api(`/classify?return_image=true${sep}${query}`, { method: "POST", body: form(), signal });
+      const url = `/classify?return_image=true&orientation_prior=${state.prior}${sep}${query}`;
+      const response = await api(url, { method: "POST", body: form(), signal });
       return response.json();
     });
     const rotate = latest("rotate", async (signal) => {
@@ -463,7 +524,8 @@
     const version = versions.orbit;
     const current = () => version === versions.orbit;
     latest("orbit", async (signal) => {
-      const response = await api(`/orbit?group=${state.group}&return_image=true`, { method: "POST", body: form(), signal });
+      const url = `/orbit?group=${state.group}&return_image=true&orientation_prior=${state.prior}`;
+      const response = await api(url, { method: "POST", body: form(), signal });
       return response.json();
     })
       .then(async (result) => {
@@ -516,13 +578,17 @@
       const answers = el("div", { class: "answers" });
       for (const p of row.predictions) {
         const same = p.digit === upright[p.model];
+        const turned = p.orientation_degrees == null ? "" : ` ↻${Math.round(p.orientation_degrees) % 360}°`;
         answers.append(
           el("span", { class: "tag", text: byName[p.model]?.group ? "G-CNN" : "CNN" }),
           el("span", {
             class: same ? "ok" : "changed",
-            text: `${p.digit}`,
-            title: `${p.model}: ${p.digit} (${(p.confidence * 100).toFixed(1)}%)${same ? "" : ", differs from upright"}`,
+            text: `${p.digit}${p.ambiguous ? "?" : ""}${turned}`,
+            title:
+              `${p.model}: ${p.digit} (${(p.confidence * 100).toFixed(1)}%)${same ? "" : ", differs from upright"}` +
+              (turned ? `, turned by about${turned.slice(2)}` : ""),
             "data-model": p.model,
+            "data-degrees": p.orientation_degrees == null ? "" : p.orientation_degrees.toFixed(2),
           }),
         );
       }

@@ -219,7 +219,8 @@ def test_admission_bounds_requests_and_bytes() -> None:
     assert admission.enter(0) == "requests"
 
 
-def test_readyz_reports_saturation(client: TestClient) -> None:
+def test_readyz_reports_saturation(make_client: Callable[..., TestClient]) -> None:
+    client = make_client()  # its own app: the 503s below must not show in the shared app's metrics
     admission: Admission = client.app.state.admission  # type: ignore[attr-defined]
     ready = client.get("/readyz").json()
     assert ready["inflight_requests"] == 0 and ready["max_inflight_requests"] == admission.max_requests
@@ -294,3 +295,35 @@ def test_an_unexpected_error_is_a_500_problem_logged_once_with_its_request_id() 
     errors = [record for record in records if record.levelno >= logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is not None
     assert errors[0].request_id == "bug-report-1"  # type: ignore[attr-defined]
+
+
+# -- problem types and limits come from the code, not from lists kept by hand -----------------------
+def test_every_input_error_has_a_problem_type_and_a_new_one_is_still_a_422() -> None:
+    import inspect
+
+    from app import errors
+    from app.problems import INVALID_INPUT, problem_for
+
+    classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.InputError)]
+    for cls in classes:
+        if cls is not errors.InputError:
+            assert problem_for(cls("x")) is not INVALID_INPUT, cls.__name__
+
+    class BrandNewError(errors.InputError):
+        pass
+
+    problem = problem_for(BrandNewError("x"))
+    assert problem is INVALID_INPUT and problem.status == 422
+
+
+def test_body_limits_follow_the_routes(client: TestClient) -> None:
+    from app.middleware import MULTIPART_OVERHEAD, body_limit
+
+    settings = Settings()
+    one = settings.max_upload_bytes + MULTIPART_OVERHEAD
+
+    def limit(path: str) -> int:
+        return body_limit(settings, {"type": "http", "path": path, "method": "POST", "app": client.app})
+
+    assert limit("/classify/batch") == settings.max_batch * one  # its body is a list of files
+    assert limit("/classify") == limit("/orbit") == limit("/rotate") == limit("/nowhere") == one
