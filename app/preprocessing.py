@@ -10,12 +10,15 @@ repeats the MNIST recipe on such an image:
 2. contrast: paper level -> 0, brightest ink -> 1, faint background noise -> 0; when
    the border is unevenly lit (a shadow across a photographed sheet), the paper
    level is estimated locally rather than once;
-3. crop to the ink (a tiny fraction of stray ink mass at the extremes is ignored,
+3. clutter removed: ruled or squared lines across the picture, an underline below
+   the digit, and detached specks (the digit is the heaviest connected piece of
+   ink and the pieces near it);
+4. crop to the ink (a tiny fraction of stray ink mass at the extremes is ignored,
    so a speck of dust does not stretch the box);
-4. thin strokes are thickened towards MNIST's pen width (a fine pen on a large
+5. thin strokes are thickened towards MNIST's pen width (a fine pen on a large
    sheet would otherwise shrink to a faint hairline);
-5. scale to fit 20x20, keeping the aspect ratio;
-6. paste into 28x28 with the centre of mass at pixel ``(14, 14)`` (row, column,
+6. scale to fit 20x20, keeping the aspect ratio;
+7. paste into 28x28 with the centre of mass at pixel ``(14, 14)`` (row, column,
    0-based), where MNIST puts it. That is half a pixel off the grid centre
    ``(13.5, 13.5)`` that :mod:`model.rotation` rotates about, and the models
    have learnt it: a G-CNN that is exactly invariant to quarter turns tells an
@@ -36,6 +39,7 @@ to classify, and a confident answer about a blank page would mislead.
 from __future__ import annotations
 
 import enum
+import math
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -58,6 +62,9 @@ _WORK_SIZE = 80  # long side (px) of the crop while strokes are normalised: 4x t
 # MNIST's (measured on the test set: 5th percentile 2.6, median 3.9). Only such digits are thickened.
 _MIN_STROKE = 3.0
 _DILATIONS = 4  # at most 8 px of extra pen width at _WORK_SIZE (2 px at 20 px)
+_CLUTTER_SIZE = 48  # long side (px) at which the pieces of ink are told apart (a few ms in Python at most)
+_NEAR = 0.25  # a piece further than this (in sizes of the main piece) from the digit is not part of it
+_SPECK = 0.03  # a detached piece with less ink than this share of the digit's is a speck
 
 
 class PreprocessMode(enum.StrEnum):
@@ -94,7 +101,7 @@ def looks_like_mnist(grey: np.ndarray) -> bool:
 
 def mnist_normalise(grey: np.ndarray) -> np.ndarray:
     """MNIST's recipe on any 8-bit grey image (see the module docstring); ``(28, 28)`` float32."""
-    ink = _ink_intensity(grey)
+    ink = _without_clutter(_ink_intensity(grey))
     top, bottom, left, right = _ink_box(ink)
     digit = _normalise_strokes(_clean(ink[top:bottom, left:right]))
     height, width = digit.shape
@@ -145,12 +152,106 @@ def _light_is_uneven(values: np.ndarray) -> bool:
 
 def _paper_level(values: np.ndarray) -> np.ndarray:
     """The paper's own level under uneven light, for ink brighter than paper: a morphological opening
-    (min, then max, over ~10% of the image) of a 48 px thumbnail removes the strokes and keeps the light."""
+    (min, then max) of a 48 px thumbnail removes the strokes and keeps the light. The window is ~10% of
+    the image, or wider than the strokes when they are bolder than that (a thick digit cropped tight):
+    a window narrower than a stroke would take the stroke for paper."""
     height, width = values.shape
     scale = _PAPER_THUMBNAIL / max(height, width)
-    small = Image.fromarray(_resize(values, max(5, round(height * scale)), max(5, round(width * scale))))
-    paper = small.filter(ImageFilter.MinFilter(5)).filter(ImageFilter.MaxFilter(5))
+    small = _resize(values, max(5, round(height * scale)), max(5, round(width * scale)))
+    threshold = 0.5 * (float(small.max()) + float(np.median(small)))
+    stroke = _stroke_width(np.where(small >= threshold, 1.0, 0.0))
+    size = max(5, 2 * math.ceil(stroke) + 1)
+    paper = Image.fromarray(small).filter(ImageFilter.MinFilter(size)).filter(ImageFilter.MaxFilter(size))
     return np.asarray(paper.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def _without_clutter(ink: np.ndarray) -> np.ndarray:
+    """The ink without what is not the digit: ruled or squared lines that cross the picture, an underline
+    below the digit, specks of dust. Works on the connected pieces of ink (8-connected, at a working size
+    of at most :data:`_CLUTTER_SIZE` px): the digit is the heaviest piece and the pieces close to it."""
+    height, width = ink.shape
+    scale = min(1.0, _CLUTTER_SIZE / max(height, width))
+    small = _resize(ink, max(1, round(height * scale)), max(1, round(width * scale)))
+    labels, count = _components(small >= _INK_LEVEL * float(small.max()))
+    if count <= 1:
+        return ink
+    index = np.arange(1, count + 1)
+    mass = np.bincount(labels.ravel(), weights=small.ravel(), minlength=count + 1)[1:]
+    keep = _digit_pieces(_boxes(labels, count), mass, small.shape)
+    if keep.all():
+        return ink
+    kept = np.isin(labels, index[keep])
+    kept = np.asarray(Image.fromarray(kept).filter(ImageFilter.MaxFilter(3)))  # the strokes' anti-aliased rims
+    full = np.asarray(Image.fromarray(kept).resize((width, height), Image.Resampling.NEAREST))
+    return np.where(full, ink, 0.0).astype(np.float32)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """8-connected components of a boolean mask: labels ``(H, W)`` (0 = background, 1..n) and n.
+
+    Every ink pixel starts as its own label (its flat index); each round takes the smallest label in its
+    3x3 neighbourhood, then follows labels to their labels (pointer jumping), until nothing changes.
+    """
+    height, width = mask.shape
+    size = height * width
+    padded = np.pad(mask, 1)
+    flat = np.where(mask, np.arange(size).reshape(height, width), size)  # size: background
+    while True:
+        grid = np.pad(flat, 1, constant_values=size)
+        smallest = flat
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                window = grid[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width]
+                reachable = padded[1 + dr : 1 + dr + height, 1 + dc : 1 + dc + width]
+                smallest = np.minimum(smallest, np.where(reachable, window, size))
+        smallest = np.where(mask, smallest, size)
+        table = np.append(smallest.ravel(), size)  # label -> that pixel's label
+        jumped = table[table[smallest]]
+        if np.array_equal(jumped, flat):
+            break
+        flat = jumped
+    roots, labels = np.unique(flat, return_inverse=True)
+    labels = labels.reshape(height, width).astype(np.int32)
+    if roots[-1] == size:  # background takes the last index: make it 0, the components 1..n
+        labels = np.where(flat == size, 0, labels + 1)
+        return labels, len(roots) - 1
+    return labels + 1, len(roots)
+
+
+def _boxes(labels: np.ndarray, count: int) -> np.ndarray:
+    """The bounding box of each component 1..count: ``(count, 4)`` top, bottom, left, right (exclusive)."""
+    rows, cols = np.nonzero(labels)
+    which = labels[rows, cols] - 1
+    boxes = np.tile(np.array([labels.shape[0], -1, labels.shape[1], -1]), (count, 1))
+    np.minimum.at(boxes[:, 0], which, rows)
+    np.maximum.at(boxes[:, 1], which, rows + 1)
+    np.minimum.at(boxes[:, 2], which, cols)
+    np.maximum.at(boxes[:, 3], which, cols + 1)
+    return boxes
+
+
+def _digit_pieces(boxes: np.ndarray, mass: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which pieces ``(n,)`` bool belong to the digit, from their boxes ``(n, 4)`` (top, bottom, left, right)."""
+    height, width = shape
+    tall, wide = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
+    # a rule: crosses most of the picture and is thin across
+    rule = ((wide >= 0.85 * width) & (tall <= 0.15 * wide)) | ((tall >= 0.85 * height) & (wide <= 0.15 * tall))
+    candidates = np.where(rule, 0.0, mass)
+    if candidates.max() <= 0:
+        return np.ones(len(mass), dtype=bool)
+    main = int(candidates.argmax())
+    top, bottom, left, right = boxes[main]
+    size = max(bottom - top, right - left)
+    # distance between boxes (0 when they overlap), in units of the main piece's size
+    gap_rows = np.maximum(0, np.maximum(boxes[:, 0] - bottom, top - boxes[:, 1]))
+    gap_cols = np.maximum(0, np.maximum(boxes[:, 2] - right, left - boxes[:, 3]))
+    near = np.hypot(gap_rows, gap_cols) <= _NEAR * size
+    # an underline: a flat bar wholly below the main piece, at least half as wide as it
+    underline = (boxes[:, 0] >= bottom) & (tall <= 0.25 * np.maximum(wide, 1)) & (wide >= 0.5 * (right - left))
+    speck = mass < _SPECK * mass[main]
+    keep = near & ~rule & ~underline & ~(speck & (np.hypot(gap_rows, gap_cols) > 0))
+    keep[main] = True
+    return keep
 
 
 def _ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

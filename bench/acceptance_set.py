@@ -53,7 +53,6 @@ FONTS: tuple[tuple[str, str, str], ...] = (
     ("fonts-bwht", "opentype/bwht/BecauseWeOrganize-Regular.otf", "handwriting"),
     ("fonts-femkeklaver", "truetype/femkeklaver/femkeklaver.ttf", "handwriting"),
     ("fonts-dancingscript", "opentype/dancingscript/DancingScript-Regular.otf", "handwriting"),
-    ("fonts-cabinsketch", "truetype/cabinsketch/CabinSketch-Regular.ttf", "handwriting"),
     ("fonts-dejavu-core", "truetype/dejavu/DejaVuSans.ttf", "type"),
     ("fonts-dejavu-core", "truetype/dejavu/DejaVuSerif.ttf", "type"),
     ("fonts-liberation", "truetype/liberation/LiberationSans-Regular.ttf", "type"),

@@ -8,7 +8,7 @@ set -euo pipefail
 FONTS=(
   fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-go fonts-ebgaramond  # ordinary type
   fonts-comic-neue fonts-humor-sans fonts-dkg-handwriting fonts-breip fonts-bwht fonts-femkeklaver  # handwriting-like
-  fonts-dancingscript fonts-cabinsketch
+  fonts-dancingscript
 )
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
