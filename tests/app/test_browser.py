@@ -112,6 +112,20 @@ def _answers(page: object) -> dict[str, int]:
     )
 
 
+def _orientation(page: object, model: str) -> float:
+    """The G-CNN panel's orientation estimate (degrees), once its panel shows a finished answer."""
+    selector = f'#predictions .model[data-model="{model}"] .orientation'
+    page.wait_for_function(  # type: ignore[attr-defined]
+        f"() => document.querySelector('{selector}')?.dataset.degrees !== undefined", timeout=TIMEOUT_MS
+    )
+    return float(page.get_attribute(selector, "data-degrees"))  # type: ignore[attr-defined]
+
+
+def _turned_by(after: float, before: float) -> float:
+    """Counter-clockwise angle from ``before`` to ``after``, in (-180, 180]."""
+    return -((before - after + 180.0) % 360.0 - 180.0)
+
+
 def _seen_image(page: object) -> np.ndarray:
     """The 28x28 image the models saw, as the page shows it (decoded from its data: URL)."""
     src = page.get_attribute("#seen", "src")  # type: ignore[attr-defined]
