@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 FONT_ROOT = Path("/usr/share/fonts")
 PNG_SIGNATURE = b"\x89PNG"
+_DRAW_SIDE = 1000
 # (Debian package, file under /usr/share/fonts, style): the faces digits are drawn with.
 FONTS: tuple[tuple[str, str, str], ...] = (
     ("fonts-comic-neue", "opentype/comic-neue/ComicNeue-Regular.otf", "handwriting"),
@@ -216,8 +217,15 @@ CONDITIONS: tuple[Capture, ...] = (
 
 
 def render(rng: np.random.Generator, digit: int, font: Path, capture: Capture, rotation: float) -> bytes:
-    """One image: ``digit`` in ``font`` under ``capture``, turned counter-clockwise by ``rotation``; PNG or JPEG."""
+    """One image: ``digit`` in ``font`` under ``capture``, turned counter-clockwise by ``rotation``; PNG or JPEG.
+
+    Canvases over :data:`_DRAW_SIDE` px (phone-photo sizes) are drawn at that size and enlarged at the end,
+    as a phone's optics and processing leave them: smooth at the pixel level."""
     width, height = capture.canvas(rng)
+    full_size = (width, height)
+    if max(width, height) > _DRAW_SIDE:
+        scale = _DRAW_SIDE / max(width, height)
+        width, height = round(width * scale), round(height * scale)
     work_height = 160 if not capture.lowres else 96
     mask = glyph(digit, font, work_height, int(rng.integers(capture.weight[0], capture.weight[1] + 1)))
     mask = mask.rotate(rotation, resample=Image.Resampling.BICUBIC, expand=True)  # PIL: counter-clockwise
@@ -254,6 +262,8 @@ def render(rng: np.random.Generator, digit: int, font: Path, capture: Capture, r
         picture = _perspective(picture, rng, capture.perspective)
     if capture.blur:
         picture = picture.filter(ImageFilter.GaussianBlur(capture.blur * rng.uniform(0.5, 1.0)))
+    if picture.size != full_size and not capture.tight:
+        picture = picture.resize(full_size, Image.Resampling.BICUBIC)
     if capture.lowres:  # scanned tiny, then enlarged by whoever sends it
         factor = int(rng.integers(4, 10))
         picture = picture.convert("L").resize((width * factor, height * factor), Image.Resampling.NEAREST)
