@@ -185,13 +185,13 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         # Draw: both models answer, the 28x28 input appears, the orbit under C8 appears.
         _draw_seven(page)
         upright = _answers(page)
-        assert set(upright) == {"cnn_seed", "gcnn_c8_wide"}
-        assert upright == {"cnn_seed": 7, "gcnn_c8_wide": 7}, f"a drawn 7 read as {upright}"
+        assert set(upright) == {"cnn_seed", "gcnn_c8_pose"}
+        assert upright == {"cnn_seed": 7, "gcnn_c8_pose": 7}, f"a drawn 7 read as {upright}"
         seen_upright = _seen_image(page)
         assert seen_upright.shape == (28, 28) and seen_upright.max() > 200  # light ink on black, like MNIST
         cells = _orbit(page, 8)
         assert [cell["label"] for cell in cells] == [f"{45 * k}°" for k in range(8)]
-        assert {cell["digits"]["gcnn_c8_wide"] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
+        assert {cell["digits"]["gcnn_c8_pose"] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
         assert "7 under all 8 elements" in page.inner_text("#orbit-summary")
 
         # Rotate by a group element (C8 element 2: a quarter turn): new predictions, a turned input.
@@ -199,7 +199,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
             page.click("#elements button[data-element='2']")
         assert response.value.status == 200
         turned = _answers(page)
-        assert turned["gcnn_c8_wide"] == 7, "an exact quarter turn must not change the G-CNN's answer"
+        assert turned["gcnn_c8_pose"] == 7, "an exact quarter turn must not change the G-CNN's answer"
         assert "90°" in page.inner_text("#transform-label")
         assert page.get_attribute("#elements button[data-element='2']", "aria-pressed") == "true"
         # What the models saw is the upright input turned counter-clockwise, pixel for pixel.
@@ -208,7 +208,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
 
         # An eighth turn (interpolated): the G-CNN still reads a 7. This state is the screenshot.
         page.click("#elements button[data-element='3']")
-        assert _answers(page)["gcnn_c8_wide"] == 7
+        assert _answers(page)["gcnn_c8_pose"] == 7
         assert "135°" in page.inner_text("#transform-label")
         page.wait_for_function("() => document.querySelector('#rotated').naturalWidth > 0")
         _screenshot(page, "demo_page.png")
@@ -232,7 +232,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         page.set_input_files("#upload", str(photo))
         page.wait_for_function("() => document.querySelector('#input-hint').textContent.includes('three.jpg')")
         uploaded = _answers(page)
-        assert uploaded["gcnn_c8_wide"] == 3, f"the uploaded 3 read as {uploaded}"
+        assert uploaded["gcnn_c8_pose"] == 3, f"the uploaded 3 read as {uploaded}"
 
         # Nothing came from anywhere but the service, and the browser reported no error.
         foreign = [url for url in log.requests if not url.startswith((service, "data:", "blob:"))]
@@ -271,7 +271,7 @@ def test_demo_page_draws_with_touch(service: str, browser: object) -> None:
             cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y + 11 * step}]})
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         answers = _answers(page)
-        assert answers["gcnn_c8_wide"] == 1, f"a swiped 1 read as {answers}"
+        assert answers["gcnn_c8_pose"] == 1, f"a swiped 1 read as {answers}"
         assert page.evaluate("() => window.scrollY") == 0, "the swipe scrolled the page instead of drawing"
         _screenshot(page, "demo_page_touch.png")
         assert log.errors() == [], f"browser errors: {log.errors()}"

@@ -31,8 +31,8 @@ def test_orbit_c8_by_default_gcnn_invariant(client: TestClient) -> None:
     assert [row["degrees"] for row in body["rows"]] == [45.0 * k for k in range(8)]
     assert not any(row["reflection"] for row in body["rows"])
     summary = {entry["model"]: entry for entry in body["summary"]}
-    assert summary["gcnn_c8_wide"] == {
-        "model": "gcnn_c8_wide",
+    assert summary["gcnn_c8_pose"] == {
+        "model": "gcnn_c8_pose",
         "upright_digit": 7,
         "distinct_predictions": 1,
         "agreement": 1.0,
@@ -100,7 +100,7 @@ def test_rotate_by_an_angle_keeps_transparency_transparent(client: TestClient) -
 def test_a_rotated_picture_still_classifies(client: TestClient) -> None:
     turned = client.post("/rotate", files=upload(png_of(7)), params={"angle": 30}).content
     body = client.post("/classify", files=upload(turned)).json()
-    assert {p["model"]: p["digit"] for p in body["predictions"]}["gcnn_c8_wide"] == 7
+    assert {p["model"]: p["digit"] for p in body["predictions"]}["gcnn_c8_pose"] == 7
 
 
 def test_rotate_identity_returns_the_decoded_picture(client: TestClient) -> None:
@@ -133,7 +133,7 @@ def test_rotate_limits_the_picture_size_for_every_transform(tight_client: TestCl
 # -- /models, /groups -----------------------------------------------------------
 def test_models_lists_cards_and_verified_checksums(client: TestClient) -> None:
     models = client.get("/models").json()["models"]
-    assert [m["name"] for m in models] == ["cnn_seed", "gcnn_c8_wide"]
+    assert [m["name"] for m in models] == ["cnn_seed", "gcnn_c8_pose"]
     for model in models:
         card = json.loads((DEFAULT_WEIGHTS_DIR / f"{model['name']}.json").read_text())
         weights = (DEFAULT_WEIGHTS_DIR / card["weights_file"]).read_bytes()
@@ -174,7 +174,7 @@ def test_unknown_group_is_a_404_problem(client: TestClient, name: str) -> None:
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["models"] == ["cnn_seed", "gcnn_c8_wide"]
+    assert ready.status_code == 200 and ready.json()["models"] == ["cnn_seed", "gcnn_c8_pose"]
     assert ready.json()["torch_threads"] >= 1
 
 
@@ -187,7 +187,7 @@ def test_metrics_count_requests_latency_inference_and_images(client: TestClient)
     assert (
         'gcnn_http_request_duration_seconds_bucket{endpoint="/classify",le="0.01",method="POST",status="200"}' in text
     )
-    assert 'gcnn_inference_duration_seconds_count{model="gcnn_c8_wide"}' in text
+    assert 'gcnn_inference_duration_seconds_count{model="gcnn_c8_pose"}' in text
     assert 'gcnn_model_images_total{model="cnn_seed"}' in text
     assert 'gcnn_images_processed_total{endpoint="/classify"}' in text
     assert "gcnn_ready 1.0" in text

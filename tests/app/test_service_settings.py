@@ -67,10 +67,10 @@ def test_any_set_of_shipped_models_can_be_served(make_client: Callable[..., Test
 
 
 def corrupted_weights(tmp_path: Path) -> Path:
-    for name in ("cnn_seed", "gcnn_c8_wide"):
+    for name in ("cnn_seed", "gcnn_c8_pose"):
         for suffix in (".json", ".safetensors"):
             shutil.copy(DEFAULT_WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
-    weights = tmp_path / "gcnn_c8_wide.safetensors"
+    weights = tmp_path / "gcnn_c8_pose.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped bit pattern in the last tensor
     weights.write_bytes(bytes(data))
