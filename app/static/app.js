@@ -576,27 +576,36 @@
     const upright = Object.fromEntries(result.summary.map((s) => [s.model, s.upright_digit]));
     const cells = result.rows.map((row) => {
       const answers = el("div", { class: "answers" });
+      const turns = [];
       for (const p of row.predictions) {
         const same = p.digit === upright[p.model];
-        const turned = p.orientation_degrees == null ? "" : ` ↻${Math.round(p.orientation_degrees) % 360}°`;
+        const turned = p.orientation_degrees == null ? null : Math.round(p.orientation_degrees) % 360;
         answers.append(
           el("span", { class: "tag", text: byName[p.model]?.group ? "G-CNN" : "CNN" }),
           el("span", {
             class: same ? "ok" : "changed",
-            text: `${p.digit}${p.ambiguous ? "?" : ""}${turned}`,
+            text: `${p.digit}${p.ambiguous ? "?" : ""}`,
             title:
               `${p.model}: ${p.digit} (${(p.confidence * 100).toFixed(1)}%)${same ? "" : ", differs from upright"}` +
-              (turned ? `, turned by about${turned.slice(2)}` : ""),
+              (turned == null ? "" : `, turned by about ${turned}°`) +
+              (p.ambiguous ? ", ambiguous" : ""),
             "data-model": p.model,
+            "data-digit": String(p.digit),
             "data-degrees": p.orientation_degrees == null ? "" : p.orientation_degrees.toFixed(2),
           }),
         );
+        if (turned != null) turns.push(`↻ ${turned}°`);
       }
       const element = state.groupInfo?.elements[row.element];
       const cell = el(
         "button",
         { type: "button", class: "orbit-cell", "data-element": String(row.element), title: element ? elementTitle(element) : "" },
-        [orbitThumbnail(row), el("div", { class: "label", text: elementLabel(row) }), answers],
+        [
+          orbitThumbnail(row),
+          el("div", { class: "label", text: elementLabel(row) }),
+          answers,
+          el("div", { class: "turn", text: turns.join(" "), title: "the G-CNN's estimate of the turn" }),
+        ],
       );
       cell.addEventListener("click", () => setTransform({ kind: "element", element: row.element }));
       return cell;
