@@ -32,7 +32,7 @@ __all__ = [
 
 _PROBABILITIES_EXAMPLE = [0.0001, 0.0002, 0.0004, 0.0009, 0.0003, 0.0001, 0.0, 0.9952, 0.0002, 0.0026]
 _PREDICTION_EXAMPLE: dict[str, Any] = {
-    "model": "gcnn_c8_wide",
+    "model": "gcnn_c8_pose",
     "digit": 7,
     "confidence": 0.9952,
     "probabilities": _PROBABILITIES_EXAMPLE,
@@ -42,6 +42,14 @@ _PREDICTION_EXAMPLE: dict[str, Any] = {
         {"digit": 3, "probability": 0.0009},
     ],
     "inference_ms": 4.81,
+    "orientation": {"degrees": 138.59, "confidence": 0.785293},
+    "readings": [
+        {"digit": 7, "degrees": 138.59, "probability": 0.983942},
+        {"digit": 4, "degrees": 153.99, "probability": 0.01058},
+        {"digit": 7, "degrees": 332.5, "probability": 0.003274},
+    ],
+    "ambiguous": False,
+    "upright_image": None,
 }
 _TRANSFORM_EXAMPLE: dict[str, Any] = {
     "kind": "element",
@@ -258,14 +266,19 @@ class OrbitResponse(BaseModel):
                             "reflection": False,
                             "predictions": [
                                 {"model": "cnn_seed", "digit": d, "confidence": c},
-                                {"model": "gcnn_c8_wide", "digit": 7, "confidence": 0.99},
+                                {
+                                    "model": "gcnn_c8_pose",
+                                    "digit": 7,
+                                    "confidence": 0.99,
+                                    "orientation_degrees": 90.0 * k,
+                                },
                             ],
                         }
                         for k, (d, c) in enumerate([(7, 0.99), (4, 0.52), (2, 0.61), (7, 0.44)])
                     ],
                     "summary": [
                         {"model": "cnn_seed", "upright_digit": 7, "distinct_predictions": 3, "agreement": 0.5},
-                        {"model": "gcnn_c8_wide", "upright_digit": 7, "distinct_predictions": 1, "agreement": 1.0},
+                        {"model": "gcnn_c8_pose", "upright_digit": 7, "distinct_predictions": 1, "agreement": 1.0},
                     ],
                     "image": None,
                 }
@@ -392,7 +405,7 @@ class ReadyResponse(BaseModel):
             "examples": [
                 {
                     "status": "ready",
-                    "models": ["cnn_seed", "gcnn_c8_wide"],
+                    "models": ["cnn_seed", "gcnn_c8_pose"],
                     "torch_threads": 1,
                     "inflight_requests": 3,
                     "max_inflight_requests": 64,
