@@ -1,32 +1,47 @@
 #!/usr/bin/env bash
 # How much do the headline numbers move with the training seed?
 #
-#   GCNN_DATA_DIR=data SEEDS="1 2" bash scripts/seed_variation.sh
+#   GCNN_DATA_DIR=data SEEDS="1 2" MODELS="gcnn_c8_pose gcnn_c8_wide" bash scripts/seed_variation.sh
 #
 # Trains each model once per seed (same command and budget as the shipped
-# weights, which used seed 0) into $RUNS_DIR and prints upright / rotated test
-# accuracy per run. Nothing is selected from these runs: they only measure spread.
+# weights, which used seed 0) into $RUNS_DIR, then prints, per model, the test
+# accuracy of every run (the shipped seed-0 card from weights/ included) and
+# the mean and sample standard deviation. Nothing is selected from these runs:
+# they only measure spread. PARALLEL=1 starts every run at once (a GPU);
+# the default runs them one after the other (a CPU: two runs would share its cores).
 set -euo pipefail
 SEEDS=${SEEDS:-"1 2"}
-MODELS=${MODELS:-"cnn_seed gcnn_c4_seed gcnn_c8_wide"}
+MODELS=${MODELS:-"cnn_seed gcnn_c4_seed gcnn_c8_wide gcnn_c8_pose"}
 EPOCHS=${EPOCHS:-10}
 RUNS_DIR=${RUNS_DIR:-runs/seeds}
 PYTHON=${PYTHON:-python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+PARALLEL=${PARALLEL:-0}
 mkdir -p "$RUNS_DIR"
 pids=()
 for seed in $SEEDS; do
   for name in $MODELS; do
-    $PYTHON -m model.train --model "$name" --epochs "$EPOCHS" --seed "$seed" --name "${name}_seed$seed" \
-      --out-dir "$RUNS_DIR" >"$RUNS_DIR/${name}_seed$seed.log" 2>&1 &
-    pids+=($!)
+    [ -f "$RUNS_DIR/${name}_seed$seed.json" ] && continue  # done in an earlier call
+    command=($PYTHON -m model.train --model "$name" --epochs "$EPOCHS" --seed "$seed" --name "${name}_seed$seed" --out-dir "$RUNS_DIR")
+    if [ "$PARALLEL" = 1 ]; then
+      OMP_NUM_THREADS=1 "${command[@]}" >"$RUNS_DIR/${name}_seed$seed.log" 2>&1 &
+      pids+=($!)
+    else
+      "${command[@]}" >"$RUNS_DIR/${name}_seed$seed.log" 2>&1
+    fi
   done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-$PYTHON - "$RUNS_DIR" <<'PY'
-import json, pathlib, sys
-for path in sorted(pathlib.Path(sys.argv[1]).glob("*.json")):
-    card = json.loads(path.read_text())
-    m = card["metrics"]
-    print(f"{card['name']:24s} upright {100 * m['upright_accuracy']:.2f}%  rotated {100 * m['rotated_accuracy']:.2f}%")
+$PYTHON - "$RUNS_DIR" $MODELS <<'PY'
+import json, pathlib, statistics, sys
+runs, models = pathlib.Path(sys.argv[1]), sys.argv[2:]
+keys = [("upright_accuracy", "upright"), ("rotated_accuracy", "rotated")]
+for name in models:
+    cards = [pathlib.Path("weights") / f"{name}.json", *sorted(runs.glob(f"{name}_seed*.json"))]
+    metrics = [(json.loads(p.read_text())["training"]["seed"], json.loads(p.read_text())["metrics"]) for p in cards if p.is_file()]
+    line = f"{name:14s} seeds {[seed for seed, _ in metrics]}"
+    for key, label in keys:
+        values = [100 * m[key] for _, m in metrics]
+        spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        line += f"  {label} {' '.join(f'{v:.2f}' for v in values)} -> {statistics.mean(values):.2f}{spread}%"
+    print(line)
 PY
