@@ -67,7 +67,7 @@ __all__ = [
     "upright_prior",
 ]
 
-ANGLE_STEPS = 720  # the pose profile is read every half degree
+ANGLE_STEPS = 360  # the pose profile is read every degree (and refined between: see _refine)
 AMBIGUITY_SHARE = 0.1
 UPRIGHT_CONCENTRATION = 2.0
 
@@ -235,7 +235,7 @@ class Readings:
 
 
 def angles() -> torch.Tensor:
-    """The angles the pose is read at: ``(A,)`` degrees, float64, a half degree apart from 0."""
+    """The angles the pose is read at: ``(A,)`` degrees, float64, one degree apart from 0."""
     return torch.arange(ANGLE_STEPS, dtype=torch.float64) * (360.0 / ANGLE_STEPS)
 
 
@@ -254,11 +254,11 @@ def _refine(rows: torch.Tensor, peaks: torch.Tensor) -> torch.Tensor:
 def _basins(rows: torch.Tensor) -> torch.Tensor:
     """For each index of circular rows ``(..., A)``, the local maximum that steepest ascent reaches."""
     count = rows.shape[-1]
-    index = torch.arange(count)
-    candidates = torch.stack([index, (index - 1) % count, (index + 1) % count])  # (3, A): stay, left, right
-    values = rows[..., candidates]  # (..., 3, A)
-    target = candidates.expand(*rows.shape[:-1], 3, count).gather(-2, values.argmax(dim=-2, keepdim=True))
-    target = target.squeeze(-2)  # (..., A); ties stay
+    index = torch.arange(count).expand_as(rows)
+    left, right = rows.roll(1, dims=-1), rows.roll(-1, dims=-1)  # the values at index - 1 and index + 1
+    go_left = (left > rows) & (left >= right)  # ties stay where they are
+    go_right = (right > rows) & (right > left)
+    target = torch.where(go_left, (index - 1) % count, torch.where(go_right, (index + 1) % count, index))
     for _ in range(math.ceil(math.log2(count)) + 1):  # pointer jumping: paths shorter than A, doubled each time
         target = target.gather(-1, target)
     return target
