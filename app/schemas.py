@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from typing import Any, Literal
 
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.preprocessing import PreprocessMode
@@ -28,6 +29,7 @@ __all__ = [
     "ReadyResponse",
     "TopPrediction",
     "TransformInfo",
+    "json_response",
 ]
 
 _PROBABILITIES_EXAMPLE = [0.0001, 0.0002, 0.0004, 0.0009, 0.0003, 0.0001, 0.0, 0.9952, 0.0002, 0.0026]
@@ -59,6 +61,12 @@ _TRANSFORM_EXAMPLE: dict[str, Any] = {
     "reflection": False,
     "exact": False,
 }
+
+
+def json_response(body: BaseModel) -> Response:
+    """``body`` as JSON, serialised once by pydantic: a route that builds its answer from these schemas
+    (and declares it as ``response_model`` for the docs) need not have FastAPI validate it again."""
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 class OrientationPrior(enum.StrEnum):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
 
 from app.dependencies import (
     DecoderDep,
@@ -22,7 +23,7 @@ from app.disconnect import unless_disconnected
 from app.errors import TooManyFilesError
 from app.pipeline import classify_uploads, predictions, to_png_base64, transform_info
 from app.problems import problem_responses
-from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse
+from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse, json_response
 from app.uploads import read_upload, read_uploads
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_multipart)])
@@ -39,6 +40,7 @@ _ERRORS = problem_responses(400, 413, 415, 422, 500, 503)
         "or an angle, applied to the 28x28 image about its centre), and classified by every loaded model."
     ),
     responses=_ERRORS,
+    response_model=ClassifyResponse,
 )
 async def classify(
     request: Request,
@@ -52,19 +54,21 @@ async def classify(
     decoder: DecoderDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
-) -> ClassifyResponse:
+) -> Response:
     upload = await read_upload(file, settings.max_upload_bytes)
     work = classify_uploads([upload], engine, decoder, settings.max_pixels, preprocess, transform)
     batch, outputs = await unless_disconnected(request, work)
     metrics.count_images(request)
-    return ClassifyResponse(
-        request_id=request_id,
-        filename=upload.filename,
-        preprocess=preprocess,
-        orientation_prior=prior,
-        transform=transform_info(transform),
-        predictions=predictions(outputs, prior, batch if return_image else None)[0],
-        image=to_png_base64(batch[0, 0]) if return_image else None,
+    return json_response(
+        ClassifyResponse(
+            request_id=request_id,
+            filename=upload.filename,
+            preprocess=preprocess,
+            orientation_prior=prior,
+            transform=transform_info(transform),
+            predictions=predictions(outputs, prior, batch if return_image else None)[0],
+            image=to_png_base64(batch[0, 0]) if return_image else None,
+        )
     )
 
 
@@ -77,6 +81,7 @@ async def classify(
         "unusable, the whole request fails with a problem naming that file."
     ),
     responses=_ERRORS,
+    response_model=ClassifyBatchResponse,
 )
 async def classify_batch(
     request: Request,
@@ -90,7 +95,7 @@ async def classify_batch(
     decoder: DecoderDep,
     metrics: MetricsDep,
     request_id: RequestIdDep,
-) -> ClassifyBatchResponse:
+) -> Response:
     if len(files) > settings.max_batch:
         raise TooManyFilesError(f"{len(files)} files in one batch; the limit is {settings.max_batch}")
     uploads = await read_uploads(files, settings.max_upload_bytes)
@@ -108,11 +113,13 @@ async def classify_batch(
             zip(uploads, predictions(outputs, prior, batch if return_image else None), strict=True)
         )
     ]
-    return ClassifyBatchResponse(
-        request_id=request_id,
-        preprocess=preprocess,
-        orientation_prior=prior,
-        transform=transform_info(transform),
-        count=len(items),
-        items=items,
+    return json_response(
+        ClassifyBatchResponse(
+            request_id=request_id,
+            preprocess=preprocess,
+            orientation_prior=prior,
+            transform=transform_info(transform),
+            count=len(items),
+            items=items,
+        )
     )

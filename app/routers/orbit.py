@@ -7,6 +7,7 @@ from typing import Annotated
 import numpy as np
 import torch
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from app.dependencies import (
     DecoderDep,
@@ -26,7 +27,7 @@ from app.inference import ModelOutput
 from app.pipeline import decode_uploads, predictions, prepare_batch, to_png_base64
 from app.preprocessing import PreprocessMode
 from app.problems import problem_responses
-from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary
+from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary, json_response
 from app.transforms import Transform, parse_group
 from app.uploads import Upload, read_upload
 from model.groups import Group
@@ -45,6 +46,7 @@ router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipar
         "elements; the plain CNN does not."
     ),
     responses=problem_responses(400, 413, 415, 422, 500, 503),
+    response_model=OrbitResponse,
 )
 async def orbit(
     request: Request,
@@ -66,7 +68,7 @@ async def orbit(
             openapi_examples={"C8": {"value": "C8"}, "D4": {"value": "D4"}},
         ),
     ] = "C8",
-) -> OrbitResponse:
+) -> Response:
     symmetry = parse_group(group)
     if symmetry.order > settings.max_orbit:
         raise InvalidTransformError(
@@ -81,16 +83,18 @@ async def orbit(
     batch, outputs = await unless_disconnected(request, work())
     per_element = predictions(outputs, prior)  # [element][model]
     metrics.count_images(request)
-    return OrbitResponse(
-        request_id=request_id,
-        filename=upload.filename,
-        group=symmetry.name,
-        order=symmetry.order,
-        preprocess=preprocess,
-        orientation_prior=prior,
-        rows=_rows(symmetry, per_element),
-        summary=[_summary(model, per_element) for model in range(len(outputs))],
-        image=to_png_base64(batch[0, 0]) if return_image else None,  # element 0 is the identity
+    return json_response(
+        OrbitResponse(
+            request_id=request_id,
+            filename=upload.filename,
+            group=symmetry.name,
+            order=symmetry.order,
+            preprocess=preprocess,
+            orientation_prior=prior,
+            rows=_rows(symmetry, per_element),
+            summary=[_summary(model, per_element) for model in range(len(outputs))],
+            image=to_png_base64(batch[0, 0]) if return_image else None,  # element 0 is the identity
+        )
     )
 
 
