@@ -210,7 +210,8 @@ CONDITIONS: tuple[Capture, ...] = (
     Capture("blurred", _size(150, 400), (0.35, 0.6), blur=2.5),
     Capture("heavy JPEG", _size(150, 400), (0.35, 0.6), jpeg=12),
     Capture("slight perspective", _size(200, 450), (0.3, 0.55), perspective=0.12),
-    Capture("low-resolution scan", _size(8, 16), (0.6, 0.85), lowres=True, texture=0.0, jpeg=None),
+    # an 8-16 px scan of a pen digit: its strokes a pixel wide there (a thin pen at the drawing size faded out)
+    Capture("low-resolution scan", _size(8, 16), (0.6, 0.85), weight=(1, 3), lowres=True, texture=0.0, jpeg=None),
     Capture("phone photo size", _size(1500, 3000), (0.15, 0.4), centred=False, texture=4.0, shadow=0.25),
     Capture("specks and underline", _size(200, 450), (0.3, 0.55), specks=True),
 )

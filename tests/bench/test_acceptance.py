@@ -1,9 +1,11 @@
 """A small fixed sample of the realistic acceptance set, through the real service, held to thresholds.
 
 One image per (condition, digit, upright/turned): 280 images, seed 0, sent over
-HTTP to the service started as ``make serve`` does. The thresholds sit below
-what the full set measures (docs/preprocessing.md) by the sampling error of
-140 images per orientation; a picture that shows a digit is never refused.
+HTTP to the service started as ``make serve`` does. Measured on this sample:
+the served G-CNN reads 92.9% of the upright digits and 84.3% of the turned ones
+(the full set of 2,240: 94.1% and 83.3%, docs/preprocessing.md). The
+thresholds leave about 3 and 4 points for other Pillow and torch builds; a
+picture that shows a digit is never refused.
 """
 
 from __future__ import annotations
@@ -20,8 +22,7 @@ from tests.service_process import ROOT, running_service
 pytestmark = pytest.mark.timeout(600)
 
 SERVED_GCNN = "gcnn_c8_pose"
-# measured on this sample (README/docs): see the module docstring for the margins
-MIN_UPRIGHT = 0.88
+MIN_UPRIGHT = 0.90
 MIN_TURNED = 0.80
 
 
