@@ -112,6 +112,7 @@ def export_onnx(model: nn.Module, path: Path, size: int = 28) -> Path:
         opset_version=OPSET,
         dynamo=True,
         external_data=False,  # one self-contained file
+        verbose=False,
     )
     return path
 
