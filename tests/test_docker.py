@@ -92,9 +92,9 @@ def test_container_and_compose_smoke(docker_engine: None) -> None:
     for where in ("run", "compose"):
         part = report[where]
         api = part["api"]
-        assert api["ready"]["models"] == ["cnn_seed", "gcnn_c8_wide"], where
-        assert api["upright"] == {"cnn_seed": 7, "gcnn_c8_wide": 7}, where
-        assert api["turned_90"]["gcnn_c8_wide"] == 7, where
+        assert api["ready"]["models"] == ["cnn_seed", "gcnn_c8_pose"], where
+        assert api["upright"] == {"cnn_seed": 7, "gcnn_c8_pose": 7}, where
+        assert api["turned_90"]["gcnn_c8_pose"] == 7, where
         assert api["page"]["status"] == 200 and api["page"]["has_title"], where
         assert part["process_uids"] and 0 not in part["process_uids"], where
         assert part["healthy_s"] >= part["ready_s"] > 0, where
