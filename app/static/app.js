@@ -390,9 +390,13 @@
     const [first, second] = prediction.readings;
     const ambiguity = block.querySelector(".ambiguity");
     ambiguity.hidden = !prediction.ambiguous;
-    ambiguity.textContent = prediction.ambiguous
-      ? `${first.digit} or ${second.digit}, depending on which way is up`
-      : "";
+    // two readings half a turn apart are the same picture read either way up (a 6 and a 9)
+    const apart = second ? Math.abs(((first.degrees - second.degrees + 540) % 360) - 180) : 0;
+    ambiguity.textContent = !prediction.ambiguous
+      ? ""
+      : apart > 135
+        ? `${first.digit} or ${second.digit}, depending on which way is up`
+        : `${first.digit}, or perhaps ${second.digit}`;
     block.querySelector(".readings").textContent =
       "readings: " +
       prediction.readings
