@@ -256,7 +256,7 @@ _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
         (NOT_AN_IMAGE, "the file is not a supported image; send one of PNG, JPEG, GIF, BMP, WEBP, TIFF"),
         (CORRUPT_IMAGE, "the image data cannot be decoded (truncated or damaged?): image file is truncated"),
         (EMPTY_FILE, "the uploaded file is empty (0 bytes)"),
-        (DECODE_BUDGET, "decoding this image took longer than the budget of 2 s; send a smaller or simpler file"),
+        (DECODE_BUDGET, "decoding this image took longer than the budget of 5 s; send a smaller or simpler file"),
         (NO_INK, "no digit found: the image has no contrast (it is blank, uniform or a single pixel)"),
         (INVALID_TRANSFORM, "element 9 is out of range for C8: use 0..7"),
         (INVALID_FORM, "the form has 2 'file' parts; send exactly one (or use /classify/batch)"),

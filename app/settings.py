@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         description="Decode processes for uploads that are not tiny (app/sandbox.py); default: usable CPUs.",
     )
     decode_budget_s: float = Field(
-        default=2.0,
+        default=5.0,
         gt=0,
         le=60,
         description="Most seconds a decode process may spend on one image; past it the process is killed (422).",

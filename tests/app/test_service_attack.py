@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import encode, mnist_like
-from PIL import Image
+from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
 from tests.service_process import ROOT, running_service
@@ -356,3 +356,32 @@ def noisy_png_of_size(size: int) -> bytes:
     side = int((size / 3) ** 0.5)
     pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
     return encode(pixels, "PNG", compress_level=0)
+
+
+# -- 5. expensive legitimate inputs ------------------------------------------------------------------
+def large_rgba_tiff(side: int = 4096) -> bytes:
+    """A 16-megapixel RGBA TIFF of a drawn 1, deflate-compressed (~115 KB on the wire)."""
+    image = Image.new("RGBA", (side, side), (255, 255, 255, 255))
+    ImageDraw.Draw(image).line(
+        [(side // 2, side // 7), (side // 2, side * 6 // 7)], fill=(0, 0, 0, 255), width=side // 20
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression="tiff_adobe_deflate")
+    return buffer.getvalue()
+
+
+def test_a_batch_of_large_tiffs_costs_the_models_nothing_and_memory_stays_bounded(service: tuple[str, int]) -> None:
+    base, pid = service
+    tiff = large_rgba_tiff()
+    body, content_type = multipart([("files", f"{i}.tif", tiff) for i in range(16)])
+    with PeakRss(pid) as rss:
+        (status, _, answer, seconds), (digit_status, _, _, digit_seconds) = concurrently(
+            lambda: post(base, "/classify/batch", body, content_type, 120.0), lambda: post_file(base, digit_png())
+        )
+    print(
+        f"\n16 RGBA 4096x4096 TIFFs ({len(tiff)} B each): {status} in {seconds:.1f} s; "
+        f"a digit meanwhile in {digit_seconds:.3f} s; RSS {rss.start:.0f} -> peak {rss.peak:.0f} MiB"
+    )
+    assert status == 200 and [p["digit"] for item in json.loads(answer)["items"] for p in item["predictions"]]
+    assert digit_status == 200 and digit_seconds < ANSWER_WITHIN_S  # decoded in decode processes, not on the worker
+    assert rss.peak < 1536
