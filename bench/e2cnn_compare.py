@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from bench.timing import train_step
 from model.registry import create_model
 
 __all__ = ["E2cnnNet", "main"]
@@ -94,20 +94,6 @@ def _interleaved(calls: dict[str, Callable[[], object]], rounds: int, per_round:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _train_step(model: nn.Module, batch: int) -> Callable[[], None]:
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    x, y = torch.rand(batch, 1, 28, 28, generator=generator), torch.randint(0, 10, (batch,), generator=generator)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-
-    return step
-
-
 def _inference(model: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     def call() -> object:
         with torch.inference_mode():
@@ -134,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for batch, per_round in ((64, 2),):
         medians = _interleaved(
-            {"ours": _train_step(ours, batch), "e2cnn": _train_step(theirs, batch)}, args.rounds, per_round
+            {"ours": train_step(ours, batch), "e2cnn": train_step(theirs, batch)}, args.rounds, per_round
         )
         rows.append((f"training step, batch {batch} (forward, backward, AdamW)", medians))
     ours.eval()

@@ -26,10 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bench.timing import Timing, count_flops, matmul_gflops, set_kernel_cache, time_calls
+from bench.timing import Timing, count_flops, matmul_gflops, set_kernel_cache, time_calls, train_step
 from model.checkpoint import load_checkpoint
 from model.export import export_onnx
 
@@ -80,16 +79,7 @@ def measure_forward(model: nn.Module, label: str, batch: int, runs: int) -> Meas
 
 def measure_train_step(model: nn.Module, batch: int, runs: int) -> Measurement:
     """Forward, cross-entropy backward and an AdamW step on a copy of ``model``."""
-    model = copy.deepcopy(model).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    x, y = torch.rand(batch, 1, 28, 28, generator=generator), torch.randint(0, 10, (batch,), generator=generator)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        optimizer.step()
-
+    step = train_step(copy.deepcopy(model), batch)
     flops = count_flops(step)
     return Measurement(f"train step, batch {batch}", time_calls(step, runs, warmup=2), batch, flops)
 

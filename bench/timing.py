@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
-__all__ = ["Timing", "count_flops", "matmul_gflops", "set_kernel_cache", "time_calls"]
+__all__ = ["Timing", "count_flops", "matmul_gflops", "set_kernel_cache", "time_calls", "train_step"]
 
 
 if hasattr(torch.ops.mkldnn, "_convolution_pointwise"):
@@ -88,3 +88,18 @@ def set_kernel_cache(model: nn.Module, enabled: bool) -> None:
     for module in model.modules():
         if hasattr(module, "cache_kernels"):
             module.cache_kernels = enabled
+
+
+def train_step(model: nn.Module, batch: int) -> Callable[[], None]:
+    """One training step of ``model`` (train mode): forward, cross-entropy backward, AdamW, on fixed random data."""
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(batch, 1, 28, 28, generator=generator), torch.randint(0, 10, (batch,), generator=generator)
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    return step
