@@ -15,7 +15,8 @@ flagged ``ambiguous`` and the true digit is among its readings. A ``no-ink``
 (422) answer is a refusal; any other non-200 answer is an error.
 
 Prints one table per model: accuracy and refusals per condition, upright and
-turned, with the totals; ``--json`` keeps every answer.
+turned, with the totals, and how many turned 6s and 9s were read as each other
+and how many of those answers were flagged ambiguous; ``--json`` keeps every answer.
 """
 
 from __future__ import annotations
@@ -145,7 +146,20 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
                 for answer in group:
                     by_condition[answer.condition].append(answer)
                 table[key] = {condition: _rates(items) for condition, items in [*by_condition.items(), ("all", group)]}
-    return {"models": models, "table": table, "errors": sum(1 for a in refusals if not a.refused)}
+    half_turn = {model: _half_turn_mistakes([a for a in answers if a.model == model]) for model in models}
+    return {
+        "models": models,
+        "table": table,
+        "half_turn_mistakes": half_turn,
+        "errors": sum(1 for a in refusals if not a.refused),
+    }
+
+
+def _half_turn_mistakes(answers: list[Answer]) -> dict[str, int]:
+    """Turned digits (prior ``none``) read as their half-turn partner (a 6 as a 9, a 9 as a 6), and how
+    many of those answers were flagged ``ambiguous`` with the true digit among the readings."""
+    swapped = [a for a in answers if a.prior == "none" and a.turned and HALF_TURN_PAIRS.get(a.digit) == a.answer]
+    return {"mistakes": len(swapped), "flagged": sum(a.ambiguous and a.digit in a.readings for a in swapped)}
 
 
 def _rates(answers: list[Answer]) -> dict[str, float | int]:
@@ -228,6 +242,13 @@ def main(argv: list[str] | None = None) -> None:
         upright = summary["table"].get(f"{model} | prior upright | upright", {}).get("all")
         if upright:
             print(f"{model}, upright digits with orientation_prior=upright: {100 * upright['accuracy']:.1f}%")
+    for model in summary["models"]:
+        half_turn = summary["half_turn_mistakes"][model]
+        share = f" ({100 * half_turn['flagged'] / half_turn['mistakes']:.0f}%)" if half_turn["mistakes"] else ""
+        print(
+            f"{model}, turned 6s and 9s read as each other: {half_turn['mistakes']}, "
+            f"flagged ambiguous with the true digit among the readings: {half_turn['flagged']}{share}"
+        )
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"summary": summary, "answers": [vars(a) for a in answers]}

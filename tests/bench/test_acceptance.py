@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.acceptance import evaluate, summarise
+from bench.acceptance import Answer, evaluate, summarise
 from bench.acceptance_set import available_fonts, generate
 from tests.service_process import ROOT, running_service
 
@@ -57,3 +57,21 @@ def test_the_gcnn_reads_real_uploads(summary: dict) -> None:
     upright = summary["table"][f"{SERVED_GCNN} | prior none | upright"]["all"]["accuracy"]
     turned = summary["table"][f"{SERVED_GCNN} | prior none | turned"]["all"]["accuracy"]
     assert upright >= MIN_UPRIGHT and turned >= MIN_TURNED, (upright, turned)
+
+
+def test_summary_counts_turned_six_nine_swaps_and_how_many_were_flagged() -> None:
+    def answer(digit: int, said: int, *, turned: bool = True, ambiguous: bool = False, prior: str = "none") -> Answer:
+        readings = [said, digit] if ambiguous else [said]
+        return Answer("x.png", digit, "clean", turned, prior, "m", 200, said, ambiguous, readings)
+
+    answers = [
+        answer(6, 9, ambiguous=True),  # a swap, flagged with the 6 among the readings: right
+        answer(9, 6),  # a swap, not flagged
+        answer(6, 9, turned=False),  # upright: not a half-turn mistake
+        answer(9, 6, prior="upright"),  # only prior none counts
+        answer(6, 5),  # wrong, but not the partner
+        answer(9, 9),
+    ]
+    summary = summarise(answers)
+    assert summary["half_turn_mistakes"] == {"m": {"mistakes": 2, "flagged": 1}}
+    assert summary["table"]["m | prior none | turned"]["all"]["accuracy"] == 2 / 4
