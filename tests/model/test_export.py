@@ -14,7 +14,7 @@ from model.groups import get_group
 from model.registry import create_model
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
-SHIPPED = ["gcnn_c8_wide", "gcnn_c4_seed", "cnn_seed"]
+SHIPPED = ["gcnn_c8_pose", "gcnn_c8_wide", "gcnn_c4_seed", "cnn_seed"]
 # Measured: exported vs library logits <= 4e-6 (PyTorch) and <= 4e-6 (onnxruntime) on the shipped models.
 TOLERANCE = 1e-4
 
@@ -34,7 +34,7 @@ def test_exported_module_is_plain_pytorch_with_the_same_logits(name: str) -> Non
         assert (plain(x) - model(x)).abs().max() <= TOLERANCE
 
 
-@pytest.mark.parametrize("name", ["gcnn_c8_wide", "gcnn_c4_seed"])
+@pytest.mark.parametrize("name", ["gcnn_c8_pose", "gcnn_c8_wide", "gcnn_c4_seed"])
 def test_exported_gcnn_keeps_exact_quarter_turn_invariance(name: str) -> None:
     model, card = load_checkpoint(WEIGHTS / f"{name}.json")
     plain, group = export(model), get_group(card["config"]["group"])
