@@ -79,6 +79,7 @@ OVERLOADED = ProblemType("overloaded", 503, "Service overloaded")
 RETRY_AFTER_S = 1  # what a 503 overloaded answer asks the client to wait
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 # Written by app.server's protocol before a request reaches the app:
+BAD_REQUEST = ProblemType("bad-request", 400, "Malformed HTTP request")
 HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "Request Header Fields Too Large")
 REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "Request Timeout")
 
@@ -270,7 +271,7 @@ _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
     500: [(INTERNAL, "an unexpected error occurred; quote request id 5f0c6a4e9b2d4f7e when reporting it")],
 }
 _DESCRIPTIONS = {
-    400: "Malformed request body (e.g. a broken multipart encoding).",
+    400: "Malformed request (e.g. a broken multipart encoding, or HTTP the server cannot parse).",
     404: "Not found (for /groups: no such group).",
     413: "Over a configured limit: file bytes, image pixels or files per batch.",
     415: "The request is not multipart/form-data, or a file declares a non-image content type.",

@@ -8,15 +8,20 @@ from the ``GCNN_*`` settings (:class:`app.settings.Settings`):
 
 - the head (request line and headers) may hold ``max_header_bytes`` bytes and
   ``max_headers`` lines: beyond, ``431`` and the connection closes (what the
-  parser buffers meanwhile is at most the limit plus one read);
+  parser buffers meanwhile is at most the limit plus one read); so may what
+  follows the head that is not body: chunk-size lines beyond their own length,
+  chunk extensions, trailers, and bytes between requests;
 - the head must arrive within ``header_timeout_s`` of the connection opening or
   of the request's first byte, and the body within ``body_timeout_s`` of the
   head's end: past either, ``408`` (when nothing was answered yet) and close;
-- an idle keep-alive connection closes after ``keep_alive_s``, and at most
-  ``max_connections`` connections are served at once (503 beyond).
+- a connection is never without a deadline: bytes that arrive while no request
+  is open (even bare line ends) start the head deadline, and an idle keep-alive
+  connection closes after ``keep_alive_s``;
+- at most ``max_connections`` connections or requests are served at once:
+  beyond, ``503`` with ``Retry-After``.
 
-Those answers are written by the protocol, before the app sees a request, as
-``application/problem+json`` with the types of :mod:`app.problems`.
+Those answers, and the ``400`` for HTTP the parser rejects, are written by the
+protocol as ``application/problem+json`` with the types of :mod:`app.problems`.
 """
 
 from __future__ import annotations
@@ -27,13 +32,22 @@ import json
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from app.problems import HEADERS_TOO_LARGE, PROBLEM_MEDIA_TYPE, REQUEST_TIMEOUT, ProblemType
+from app.problems import (
+    BAD_REQUEST,
+    HEADERS_TOO_LARGE,
+    OVERLOADED,
+    PROBLEM_MEDIA_TYPE,
+    REQUEST_TIMEOUT,
+    RETRY_AFTER_S,
+    ProblemType,
+)
 from app.settings import environment_settings
 
 __all__ = ["GuardedProtocol", "main"]
@@ -45,6 +59,45 @@ class _HeadTooLargeError(Exception):
     """Raised from a parser callback: the request head has too many lines."""
 
 
+@dataclass
+class _AfterHead:
+    """Bytes since the request head ended: on the wire, of body, and of the chunk-size lines."""
+
+    wire: int = 0
+    body: int = 0
+    chunk: int = 0  # body bytes of the chunk being read
+    framing: int = 0  # the size lines and line ends of the chunks read so far, at their shortest
+
+    def close_chunk(self) -> None:
+        self.framing += len(f"{self.chunk:x}") + 4  # "<size>\r\n" ... "\r\n"
+        self.chunk = 0
+
+    @property
+    def overhead(self) -> int:
+        """What the parser may be holding that is neither body nor framing: extensions, trailers, junk."""
+        return self.wire - self.body - self.framing
+
+
+async def _over_connection_limit(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI answer beyond ``max_connections``: a ``503 overloaded`` problem with ``Retry-After``."""
+    body = _problem_body(OVERLOADED, "the server is at its limit of connections; retry in a second")
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_S).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": OVERLOADED.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _problem_body(problem: ProblemType, detail: str) -> bytes:
+    return json.dumps(
+        {"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail}
+    ).encode()
+
+
 class GuardedProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with a bounded request head and read deadlines (see the module docstring)."""
 
@@ -54,6 +107,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self.max_head_bytes, self.max_header_lines = settings.max_header_bytes, settings.max_headers
         self.head_timeout, self.body_timeout = settings.header_timeout_s, settings.body_timeout_s
         self._in_head, self._head_bytes, self._header_lines, self._parsed_head = True, 0, 0, 0
+        self._after_head = _AfterHead()
         self._deadline: asyncio.TimerHandle | None = None
 
     # -- connection ------------------------------------------------------------------------------
@@ -67,8 +121,12 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
+        if self._deadline is None and (self.cycle is None or self.cycle.response_complete):
+            self._arm(self.head_timeout, "head")  # bytes of a next request (or junk): it must arrive in time
         if self._in_head:  # bytes held for a head that has not ended: bounds the parser's buffer
             self._head_bytes += len(data)
+        else:
+            self._after_head.wire += len(data)
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:  # as uvicorn does (no websockets are served)
@@ -81,11 +139,20 @@ class GuardedProtocol(HttpToolsProtocol):
             if isinstance(error.__context__, _HeadTooLargeError):
                 self._refuse(HEADERS_TOO_LARGE, str(error.__context__))
             else:
-                logger.warning("invalid HTTP request received")
-                self.send_400_response("Invalid HTTP request received.")
+                self._refuse(BAD_REQUEST, f"the server cannot parse the request: {error}")
             return
         if self._in_head and self._head_bytes > self.max_head_bytes:
             self._refuse(HEADERS_TOO_LARGE, f"the request head is over {self.max_head_bytes} bytes")
+        elif not self._in_head and self._after_head.overhead > self.max_head_bytes:
+            self._refuse(
+                HEADERS_TOO_LARGE,
+                f"over {self.max_head_bytes} bytes after the request head are neither body nor chunk sizes"
+                " (chunk extensions, trailers)",
+            )
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's plain-text 400 (for a request it cannot parse), as a problem."""
+        self._refuse(BAD_REQUEST, msg)
 
     # -- parser callbacks ------------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -111,13 +178,36 @@ class GuardedProtocol(HttpToolsProtocol):
             raise _HeadTooLargeError(f"the request head is over {self.max_head_bytes} bytes")
 
     def on_headers_complete(self) -> None:
-        self._in_head, self._head_bytes = False, 0
+        self._in_head, self._head_bytes, self._after_head = False, 0, _AfterHead()
         self._arm(self.body_timeout, "body")
-        super().on_headers_complete()
+        limit = self.limit_concurrency
+        if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
+            super().on_headers_complete()
+            return
+        # uvicorn would answer its plain-text 503 here; answer the problem, with Retry-After, instead
+        logger.warning("over %d connections or requests: 503 to %s", limit, self.client)
+        app, self.app, self.limit_concurrency = self.app, _over_connection_limit, None
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app, self.limit_concurrency = app, limit
+
+    def on_body(self, body: bytes) -> None:
+        self._after_head.body += len(body)
+        self._after_head.chunk += len(body)
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self._after_head.close_chunk()
 
     def on_message_complete(self) -> None:
         self._disarm()  # the request is in: how long the app takes is not the client's doing
         super().on_message_complete()
+        if self.cycle is not None and self.cycle.response_complete:  # answered before its body had drained
+            self._unset_keepalive_if_required()
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
 
     # -- deadlines and refusals --------------------------------------------------------------------
     def _arm(self, seconds: float, part: str) -> None:
@@ -133,23 +223,31 @@ class GuardedProtocol(HttpToolsProtocol):
         self._deadline = None
         if self.transport.is_closing():
             return
-        if self.cycle is not None and self.cycle.response_started:  # answered already (a 503 while the body drains)
-            self.transport.close()
-            return
         self._refuse(REQUEST_TIMEOUT, f"the request {part} did not arrive within {seconds:g} s")
 
     def _refuse(self, problem: ProblemType, detail: str) -> None:
-        """Answer ``problem`` and close the connection (no request reaches the app)."""
+        """Answer ``problem`` and close the connection (no request reaches the app).
+
+        When this request was answered already (a 503 while its body drains), or an
+        earlier pipelined answer is still being written, the connection only closes.
+        """
         logger.warning("%s from %s: %s", problem.title, self.client, detail)
-        body = json.dumps({"type": problem.uri, "title": problem.title, "status": problem.status, "detail": detail})
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not (self._in_head and cycle.response_complete):
+            self._end(cycle)
+            return
+        body = _problem_body(problem, detail)
         head = (
             f"HTTP/1.1 {problem.status} {problem.title}\r\ncontent-type: {PROBLEM_MEDIA_TYPE}\r\n"
             f"content-length: {len(body)}\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n"
         )
-        if self.cycle is not None:
-            self.cycle.disconnected = True  # a request already in the app (a body timeout) reads a disconnect
-            self.cycle.message_event.set()
-        self.transport.write(head.encode("ascii") + body.encode())
+        self.transport.write(head.encode("ascii") + body)
+        self._end(cycle)
+
+    def _end(self, cycle: RequestResponseCycle | None) -> None:
+        if cycle is not None:
+            cycle.disconnected = True  # a request already in the app (a body timeout) reads a disconnect
+            cycle.message_event.set()
         self.transport.close()
         self._disarm()
 
