@@ -141,7 +141,8 @@ async def orientation_prior(
         OrientationPrior,
         Query(
             description="`none`: read the digit however it is turned (rotation-invariant). `upright`: the upload "
-            "is known to be roughly upright; weigh each G-CNN reading by a soft prior peaked at 0 degrees "
+            "is known to be roughly upright; weigh each G-CNN reading by a soft prior peaked at 0 degrees, or at "
+            "the angle the service turned the upload by (`angle`, `element`, each /orbit row) "
             "(von Mises, concentration 2: 45 degrees keeps 0.56 of the weight, 90 degrees 0.14, 180 degrees "
             "0.018), which tells an upright 6 from a 9. Models without orientation ignore it.",
             openapi_examples={prior.value: {"value": prior.value} for prior in OrientationPrior},

@@ -117,19 +117,29 @@ def _about_file(error: InputError, index: int, items: Sequence[object]) -> Input
     return type(error)(f"file {index} ({name or 'unnamed'}): {error}")
 
 
-def with_prior(output: ModelOutput, prior: OrientationPrior) -> Pose | None:
-    """A joint-head model's poses, weighed by the requested orientation prior; None for the others."""
+def with_prior(output: ModelOutput, prior: OrientationPrior, turned: Sequence[float] | float = 0.0) -> Pose | None:
+    """A joint-head model's poses, weighed by the requested orientation prior; None for the others.
+
+    The ``upright`` prior is about the upload: when the service turned it (a transform, or an
+    ``/orbit`` element) by ``turned`` degrees (one angle, or one per input), the model input is
+    expected near that angle, and the prior is centred there.
+    """
     if output.pose is None or prior is OrientationPrior.NONE:
         return output.pose
-    return output.pose.with_prior(upright_prior(angles()))
+    centre = torch.as_tensor(turned, dtype=torch.float64).reshape(-1, 1)  # (1 or B, 1)
+    return output.pose.with_prior(upright_prior(angles()[None, :] - centre))
 
 
 def predictions(
-    outputs: Sequence[ModelOutput], prior: OrientationPrior = OrientationPrior.NONE, batch: torch.Tensor | None = None
+    outputs: Sequence[ModelOutput],
+    prior: OrientationPrior = OrientationPrior.NONE,
+    batch: torch.Tensor | None = None,
+    turned: Sequence[float] | float = 0.0,
 ) -> list[list[ModelPrediction]]:
-    """Per image, every model's prediction (``result[b][m]``); given the ``(B, 1, 28, 28)`` ``batch``
+    """Per image, every model's prediction (``result[b][m]``); ``turned``: the degrees by which the
+    service turned the upload(s) (see :func:`with_prior`). Given the ``(B, 1, 28, 28)`` ``batch``
     (``return_image=true``), a joint-head model's predictions carry the input turned upright too."""
-    columns = [_column(output, with_prior(output, prior), batch) for output in outputs]
+    columns = [_column(output, with_prior(output, prior, turned), batch) for output in outputs]
     return [list(row) for row in zip(*columns, strict=True)]
 
 

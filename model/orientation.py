@@ -178,8 +178,9 @@ class Pose:
         return replace(self, log_joint=self.log_joint[index])
 
     def with_prior(self, log_prior: torch.Tensor) -> Pose:
-        """``p(d, theta) pi(theta)``, renormalised; ``log_prior`` ``(A,)`` over :func:`angles`."""
-        weighted = self.log_joint + log_prior.double()
+        """``p(d, theta) pi(theta)``, renormalised; ``log_prior`` over :func:`angles`, ``(A,)`` for the
+        whole batch or ``(B, A)``, one per input."""
+        weighted = self.log_joint + log_prior.double().unsqueeze(-2)
         return replace(self, log_joint=weighted - torch.logsumexp(weighted, dim=(1, 2), keepdim=True))
 
     @property

@@ -66,7 +66,7 @@ async def classify(
             preprocess=preprocess,
             orientation_prior=prior,
             transform=transform_info(transform),
-            predictions=predictions(outputs, prior, batch if return_image else None)[0],
+            predictions=predictions(outputs, prior, batch if return_image else None, transform.degrees)[0],
             image=to_png_base64(batch[0, 0]) if return_image else None,
         )
     )
@@ -110,7 +110,7 @@ async def classify_batch(
             image=to_png_base64(batch[index, 0]) if return_image else None,
         )
         for index, (upload, rows) in enumerate(
-            zip(uploads, predictions(outputs, prior, batch if return_image else None), strict=True)
+            zip(uploads, predictions(outputs, prior, batch if return_image else None, transform.degrees), strict=True)
         )
     ]
     return json_response(

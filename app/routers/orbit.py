@@ -81,7 +81,7 @@ async def orbit(
         return await engine.classify(_orbit_batch, inputs[0], settings.max_pixels, preprocess, symmetry)
 
     batch, outputs = await unless_disconnected(request, work())
-    per_element = predictions(outputs, prior)  # [element][model]
+    per_element = predictions(outputs, prior, turned=[symmetry.degrees(g) for g in symmetry.elements()])
     metrics.count_images(request)
     return json_response(
         OrbitResponse(

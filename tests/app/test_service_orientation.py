@@ -101,3 +101,18 @@ def test_a_six_turned_by_half_a_turn_is_read_right_or_flagged(client: TestClient
         gcnn = prediction(body, GCNN)
         readings = [r["digit"] for r in gcnn["readings"]]
         assert gcnn["digit"] == digit or (gcnn["ambiguous"] and digit in readings), gcnn
+
+
+@pytest.mark.parametrize("digit", [6, 9])
+def test_the_upright_prior_is_about_the_upload_whichever_way_the_service_turns_it(
+    client: TestClient, digit: int
+) -> None:
+    # the upload is upright; the service turns it by quarter turns (exact): the prior turns with it,
+    # so every answer equals the untouched upload's (before, a 6 turned by 180 degrees was pushed to a 9)
+    image, params = encode(mnist_like(digit)), {"orientation_prior": "upright"}
+    upright = prediction(client.post("/classify", files=upload(image), params=params).json(), GCNN)
+    turned = client.post("/classify", files=upload(image), params={**params, "group": "C4", "element": 2}).json()
+    assert prediction(turned, GCNN)["probabilities"] == upright["probabilities"]
+    orbit = client.post("/orbit", files=upload(image), params={**params, "group": "C4"}).json()
+    for row in orbit["rows"]:
+        assert next(p for p in row["predictions"] if p["model"] == GCNN)["digit"] == upright["digit"] == digit
