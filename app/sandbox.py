@@ -18,6 +18,11 @@ The wire format is length-prefixed frames over the child's stdin and stdout:
 a JSON header, then raw bytes (the upload in, a NumPy array's buffer out).
 Nothing is unpickled on either side, so a decoder that a crafted file
 subverted still cannot reach into the service.
+
+A process that is lost before it received the upload (it died while idle, or
+never started) is the service's fault, not the upload's: the call is retried
+once on a fresh process. Only a process that dies *with* the upload makes a
+422 ("the image crashed the decoder").
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -40,6 +45,7 @@ from app import errors
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
+STARTUP_TIMEOUT_S = 30.0  # a decode process imports NumPy and Pillow: ~0.3 s on an idle machine
 
 # The errors a decode may answer with, by name: anything else is a bug (500).
 _ANSWERABLE: tuple[type[errors.InputError], ...] = (
@@ -50,6 +56,10 @@ _ANSWERABLE: tuple[type[errors.InputError], ...] = (
     errors.NotAnImageError,
 )
 _INPUT_ERRORS = {cls.__name__: cls for cls in _ANSWERABLE}
+
+
+class _LostError(Exception):
+    """The decode process was gone (or never became ready) before it received the upload."""
 
 
 class _Process:
@@ -72,19 +82,41 @@ class _Process:
     def exchange(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes] | None:
         """Send one call and wait for its answer (blocking: run it on a thread); ``None`` past ``timeout``.
 
-        The first call waits for the process to have started (its imports are not the upload's cost)."""
-        if not self.started:
-            self.replies.recv_bytes(16)  # the "ready" frame
-            self.started = True
-        self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
+        The first call waits for the process to have started (its imports are not the upload's cost).
+
+        Raises:
+            _LostError: the process was not there to take the call; EOFError, OSError: it died with it.
+        """
+        try:
+            if not self.started:
+                if not self.replies.poll(STARTUP_TIMEOUT_S):
+                    raise _LostError(f"not ready within {STARTUP_TIMEOUT_S:g} s")
+                self.replies.recv_bytes(16)  # the "ready" frame
+                self.started = True
+            elif self.process.poll() is not None:
+                raise _LostError(f"exited with {self.process.returncode} while idle")
+            self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
+        except (EOFError, OSError) as error:
+            raise _LostError(repr(error)) from error
         self.requests.send_bytes(data)
         if not self.replies.poll(timeout):
             return None
         return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes()
 
-    def kill(self) -> None:
+    def kill(self, exchange: Future[Any] | None = None) -> None:
+        """End the process; its pipes are closed once ``exchange`` (a call still reading them on a
+        thread) has seen the end, so that no thread reads a descriptor reused by a new process."""
         self.process.kill()
-        self.process.wait(timeout=5)
+        try:
+            self.process.wait(timeout=1)  # SIGKILL: at once, unless the kernel is swapping
+        except subprocess.TimeoutExpired:
+            logger.warning("decode process %d did not exit within 1 s of SIGKILL", self.process.pid)
+        if exchange is None or exchange.done():
+            self._close()
+        else:
+            exchange.add_done_callback(lambda _: self._close())
+
+    def _close(self) -> None:
         self.requests.close()
         self.replies.close()
 
@@ -126,20 +158,26 @@ class DecodePool:
         Raises:
             DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed.
         """
-        process = await self._idle.get()
-        loop = asyncio.get_running_loop()
-        try:  # pipes block: the exchange waits on a thread of its own, never on the event loop
-            answer = await loop.run_in_executor(
-                self._threads, process.exchange, function, data, list(args), self.budget_s
-            )
-        except BaseException as error:  # cancelled (the client went away) or crashed: the process is spent
-            self._replace(process)
-            if isinstance(error, EOFError | OSError):
-                logger.warning("decode process died: %r", error)
-                raise errors.CorruptImageError("the image crashed the decoder; it is damaged or crafted") from None
-            raise
+        for attempt in (1, 2):
+            process = await self._idle.get()
+            # pipes block: the exchange waits on a thread of its own, never on the event loop
+            exchange = self._threads.submit(process.exchange, function, data, list(args), self.budget_s)
+            try:
+                answer = await asyncio.wrap_future(exchange)
+                break
+            except _LostError as error:  # not the upload's doing: once more, on a fresh process
+                logger.warning("decode process lost before the call (attempt %d): %s", attempt, error)
+                self._replace(process, exchange, overrun=False)
+                if attempt == 2:
+                    raise RuntimeError(f"no decode process could take the call: {error}") from None
+            except BaseException as error:  # cancelled (the client went away) or crashed: the process is spent
+                self._replace(process, exchange)
+                if isinstance(error, EOFError | OSError):
+                    logger.warning("decode process died: %r", error)
+                    raise errors.CorruptImageError("the image crashed the decoder; it is damaged or crafted") from None
+                raise
         if answer is None:
-            self._replace(process)
+            self._replace(process, exchange)
             logger.warning("decode stopped at its budget of %g s", self.budget_s)
             raise errors.DecodeBudgetError(
                 f"decoding this image took longer than the budget of {self.budget_s:g} s; "
@@ -158,13 +196,23 @@ class DecodePool:
         self._all.add(process)
         self._idle.put_nowait(process)
 
-    def _replace(self, process: _Process) -> None:
-        self.overruns += 1
-        if self._on_overrun is not None:
-            self._on_overrun()
+    def _replace(self, process: _Process, exchange: Future[Any] | None = None, *, overrun: bool = True) -> None:
+        if overrun:
+            self.overruns += 1
+            if self._on_overrun is not None:
+                self._on_overrun()
         self._all.discard(process)
-        process.kill()
-        self._add(_Process(self.memory_bytes))
+        process.kill(exchange)
+        self._spawn()
+
+    def _spawn(self) -> None:
+        """A fresh process in the pool; if one cannot be started now (out of processes or descriptors),
+        try again in a second rather than lose the pool's capacity."""
+        try:
+            self._add(_Process(self.memory_bytes))
+        except OSError as error:
+            logger.error("cannot start a decode process (%r); retrying in 1 s", error)
+            asyncio.get_running_loop().call_later(1.0, self._spawn)
 
 
 def _serve(memory_bytes: int) -> None:
@@ -172,15 +220,21 @@ def _serve(memory_bytes: int) -> None:
     import resource
     import traceback
 
+    from PIL import Image
+
     from app import decoding
 
+    Image.init()  # import every format plugin now, not during the first upload (0.1-0.3 s)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     functions: dict[str, Callable[..., np.ndarray]] = {
         "model_input": decoding.model_input,
         "display_pixels": decoding.display_pixels,
     }
-    requests, replies = Connection(0, writable=False), Connection(1, readable=False)
-    sys.stdout = sys.stderr  # stdout is the reply channel
+    # the reply channel is a private copy of stdout; descriptor 1 then points at stderr, so that
+    # nothing a library prints (from Python or from C) can corrupt the frames
+    requests, replies = Connection(0, writable=False), Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     replies.send_bytes(b"ready")
     while True:
         try:

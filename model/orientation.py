@@ -195,7 +195,7 @@ class Pose:
         peaks = _refine(rows, rows.argmax(dim=1))
         step = 360.0 / self.group.rotations
         distance = torch.remainder(angles()[None] - peaks[:, None] + 180.0, 360.0) - 180.0  # (B, A)
-        near = distance.abs() <= step / 2
+        near = (distance >= -step / 2) & (distance < step / 2)  # half open: one group step of angles
         confidence = (torch.logsumexp(self.log_joint, dim=1).exp() * near).sum(dim=1)
         return Orientation(digits, peaks, confidence)
 

@@ -143,6 +143,23 @@ def test_decode_pool_stops_the_work_of_a_cancelled_call() -> None:
     assert run(scenario()) == 1
 
 
+def test_a_decode_process_that_died_while_idle_is_replaced_without_blaming_the_upload() -> None:
+    async def scenario() -> tuple[tuple[int, ...], int]:
+        pool = DecodePool(1, 5.0, 1 << 30)
+        pool.start()
+        try:
+            assert (await pool.run("model_input", png_of(3), 10**8, "auto")).shape == (28, 28)
+            (process,) = pool._all
+            process.process.kill()  # as the kernel's OOM killer would, between two uploads
+            process.process.wait()
+            shape = (await pool.run("model_input", png_of(7), 10**8, "auto")).shape  # used to be a 422
+            return shape, pool.overruns
+        finally:
+            pool.close()
+
+    assert run(scenario()) == ((28, 28), 0)
+
+
 def test_decode_pool_bounds_memory() -> None:
     async def scenario() -> None:
         pool = DecodePool(1, 30.0, 200 << 20)  # the interpreter with NumPy and Pillow maps ~120 MiB
