@@ -16,7 +16,9 @@ from the ``GCNN_*`` settings (:class:`app.settings.Settings`):
   head's end: past either, ``408`` (when nothing was answered yet) and close;
 - a connection is never without a deadline: bytes that arrive while no request
   is open (even bare line ends) start the head deadline, and an idle keep-alive
-  connection closes after ``keep_alive_s``;
+  connection closes after ``keep_alive_s``; an answer the client does not read
+  is dropped ``body_timeout_s`` after that (the connection is reset) rather than
+  held in memory;
 - at most ``max_connections`` connections or requests are served at once:
   beyond, ``503`` with ``Retry-After``.
 
@@ -248,8 +250,26 @@ class GuardedProtocol(HttpToolsProtocol):
         if cycle is not None:
             cycle.disconnected = True  # a request already in the app (a body timeout) reads a disconnect
             cycle.message_event.set()
-        self.transport.close()
+        self._close()
         self._disarm()
+
+    def timeout_keep_alive_handler(self) -> None:
+        if not self.transport.is_closing():
+            self._close()
+
+    def _close(self) -> None:
+        """Close after what is buffered is sent; reset the connection if the client has not read it
+        within ``body_timeout_s`` (a /rotate answer can be megabytes)."""
+        self.transport.close()
+        if self.transport.get_write_buffer_size():
+            self.loop.call_later(self.body_timeout, self._drop_unread)
+
+    def _drop_unread(self) -> None:
+        if self.transport.get_write_buffer_size():
+            logger.warning(
+                "%d bytes not read by %s: connection reset", self.transport.get_write_buffer_size(), self.client
+            )
+            self.transport.abort()
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -30,12 +30,13 @@ SETTINGS = {
     "GCNN_MAX_HEADER_BYTES": str(MAX_HEAD),
 }
 SLACK_S = 1.5  # scheduling on a loaded 2-core machine
+BIG = 64 << 20  # more than the kernel buffers on both ends of a loopback connection
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """``GET /ok``; ``POST /echo`` reads the whole body and answers its length; ``POST /early`` answers
-    503 without reading the body (as the admission middleware does)."""
-    body = b"ok"
+    503 without reading the body (as the admission middleware does); ``GET /big`` answers 64 MiB."""
+    body = b"b" * BIG if scope["path"] == "/big" else b"ok"
     if scope["path"] == "/echo":
         length, more = 0, True
         while more:
@@ -190,3 +191,19 @@ def test_over_the_connection_limit_the_answer_is_a_problem_with_retry_after(addr
     with connect(address) as connection:  # served again once the others are gone
         connection.sendall(b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n")
         assert read_response(connection)[0] == 200
+
+
+def test_an_answer_the_client_does_not_read_is_dropped_not_held(address: tuple[str, int]) -> None:
+    # the app is done and its admission slot free: the unread bytes sat in the transport's buffer for good
+    with connect(address) as connection:
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        connection.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(KEEP_ALIVE_S + BODY_TIMEOUT_S + SLACK_S)  # reading nothing meanwhile
+        received = 0
+        connection.settimeout(5)
+        try:
+            while chunk := connection.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionResetError:
+            pass
+        assert received < BIG // 2, received
