@@ -13,6 +13,10 @@ torch) that the service ends when it overruns:
   a decode that needs more fails with a 413.
 - **disconnects**: a request cancelled while its decode runs (its client went
   away) kills that process too, so abandoned work stops at once.
+- **waiting**: a call waits at most :data:`WAIT_BUDGETS` budgets for a free
+  process (20 s by default); beyond, a 503 ``overloaded`` problem with
+  ``Retry-After``, so that a queue of costly uploads cannot make a request
+  wait for minutes.
 
 The wire format is length-prefixed frames over the child's stdin and stdout:
 a JSON header, then raw bytes (the upload in, a NumPy array's buffer out).
@@ -45,6 +49,7 @@ from app import errors
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
+WAIT_BUDGETS = 4  # how long a call may wait for a free process, in decode budgets
 STARTUP_TIMEOUT_S = 30.0  # a decode process imports NumPy and Pillow: ~0.3 s on an idle machine
 
 # The errors a decode may answer with, by name: anything else is a bug (500).
@@ -156,10 +161,11 @@ class DecodePool:
         """``app.decoding.<function>(data, *args)`` in a decode process: its array, or its input error.
 
         Raises:
-            DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed.
+            DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed;
+            ServiceOverloadedError: no process was free within ``WAIT_BUDGETS * budget_s``.
         """
         for attempt in (1, 2):
-            process = await self._idle.get()
+            process = await self._free_process()
             # pipes block: the exchange waits on a thread of its own, never on the event loop
             exchange = self._threads.submit(process.exchange, function, data, list(args), self.budget_s)
             try:
@@ -191,6 +197,15 @@ class DecodePool:
                 raise RuntimeError(f"decode process failed: {header['message']}")
             raise error_class(header["message"])
         return np.frombuffer(payload, dtype=header["dtype"]).reshape(header["shape"])
+
+    async def _free_process(self) -> _Process:
+        wait_s = WAIT_BUDGETS * self.budget_s
+        try:
+            return await asyncio.wait_for(self._idle.get(), wait_s)
+        except TimeoutError:
+            raise errors.ServiceOverloadedError(
+                f"every decode process stayed busy for {wait_s:g} s; retry in a second"
+            ) from None
 
     def _add(self, process: _Process) -> None:
         self._all.add(process)

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -26,6 +27,7 @@ from app.sandbox import DecodePool
 from app.settings import Settings, get_settings
 from app.uploads import safe_filename
 
+STARTUP_S = 1.0  # a decode process's start (imports), generously on a loaded machine
 SURROGATE_PART = (
     b'--B\r\nContent-Disposition: form-data; name="%s"; filename="+2AA-.png"\r\nContent-Type: %s\r\n\r\n%s\r\n--B--\r\n'
 )
@@ -158,6 +160,25 @@ def test_a_decode_process_that_died_while_idle_is_replaced_without_blaming_the_u
             pool.close()
 
     assert run(scenario()) == ((28, 28), 0)
+
+
+def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
+    costly = big_png(3000)
+
+    async def scenario() -> tuple[list[str], float]:
+        pool = DecodePool(1, 0.2, 1 << 30)  # a call waits at most 4 x 0.2 s for the process
+        pool.start()
+        try:
+            started = time.monotonic()
+            calls = [pool.run("model_input", costly, 10**8, "auto") for _ in range(8)]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            return sorted({type(result).__name__ for result in results}), time.monotonic() - started
+        finally:
+            pool.close()
+
+    kinds, seconds = run(scenario())  # type: ignore[misc]
+    assert kinds == ["DecodeBudgetError", "ServiceOverloadedError"]
+    assert seconds < 8 * (0.2 + STARTUP_S)  # each call was decoded, stopped at the budget, or shed
 
 
 def test_decode_pool_bounds_memory() -> None:
