@@ -49,6 +49,8 @@ from app import errors
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
+MAX_REPLY_BYTES = 64 << 20  # the largest array a decode returns: 16 megapixels x 4 channels of uint8
+_REPLY_DTYPES = {"|u1", "<f4"}  # what app.decoding returns: 8-bit pixels, float32 model inputs
 WAIT_BUDGETS = 4  # how long a call may wait for a free process, in decode budgets
 STARTUP_TIMEOUT_S = 30.0  # a decode process imports NumPy and Pillow: ~0.3 s on an idle machine
 
@@ -106,7 +108,7 @@ class _Process:
         self.requests.send_bytes(data)
         if not self.replies.poll(timeout):
             return None
-        return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes()
+        return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes(MAX_REPLY_BYTES)
 
     def kill(self, exchange: Future[Any] | None = None) -> None:
         """End the process; its pipes are closed once ``exchange`` (a call still reading them on a
@@ -190,13 +192,22 @@ class DecodePool:
                 "send a smaller or simpler file (a plain PNG or a baseline JPEG)"
             )
         header, payload = answer
-        self._idle.put_nowait(process)
         if "error" in header:
+            self._idle.put_nowait(process)
             error_class = _INPUT_ERRORS.get(header["error"])
             if error_class is None:
                 raise RuntimeError(f"decode process failed: {header['message']}")
             raise error_class(header["message"])
-        return np.frombuffer(payload, dtype=header["dtype"]).reshape(header["shape"])
+        try:  # a decoder that a crafted file subverted may answer anything: check before use
+            if header.get("dtype") not in _REPLY_DTYPES:
+                raise ValueError(f"unexpected dtype {header.get('dtype')!r}")
+            array = np.frombuffer(payload, dtype=header["dtype"]).reshape(header["shape"])
+        except (KeyError, TypeError, ValueError) as error:
+            self._replace(process, exchange)
+            logger.warning("decode process answered nonsense: %s", error)
+            raise errors.CorruptImageError("the image crashed the decoder; it is damaged or crafted") from None
+        self._idle.put_nowait(process)
+        return array
 
     async def _free_process(self) -> _Process:
         wait_s = WAIT_BUDGETS * self.budget_s

@@ -181,6 +181,29 @@ def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
     assert seconds < 8 * (0.2 + STARTUP_S)  # each call was decoded, stopped at the budget, or shed
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [({"dtype": "<f8", "shape": [2]}, b"x" * 16), ({"dtype": "|u1", "shape": [9, 9]}, b"x"), ({"shape": [1]}, b"x")],
+)
+def test_a_decode_reply_that_is_not_an_image_array_is_refused_and_the_process_replaced(
+    reply: tuple[dict, bytes],
+) -> None:
+    async def scenario() -> int:
+        pool = DecodePool(1, 5.0, 1 << 30)
+        pool.start()
+        try:
+            (process,) = pool._all
+            process.exchange = lambda *args: reply  # type: ignore[method-assign]  # as a subverted decoder
+            with pytest.raises(CorruptImageError):
+                await pool.run("model_input", png_of(7), 10**8, "auto")
+            assert (await pool.run("model_input", png_of(7), 10**8, "auto")).shape == (28, 28)  # a fresh one
+            return pool.overruns
+        finally:
+            pool.close()
+
+    assert run(scenario()) == 1
+
+
 def test_decode_pool_bounds_memory() -> None:
     async def scenario() -> None:
         pool = DecodePool(1, 30.0, 200 << 20)  # the interpreter with NumPy and Pillow maps ~120 MiB
