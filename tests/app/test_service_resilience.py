@@ -114,7 +114,7 @@ def big_png(side: int, mode: str = "L") -> bytes:
 
 def test_decode_pool_kills_and_replaces_a_process_past_its_budget() -> None:
     async def scenario() -> tuple[int, tuple[int, ...]]:
-        pool = DecodePool(1, 0.02, 1 << 30)
+        pool = DecodePool(1, 0.1, 1 << 30)  # a 2000x2000 noise PNG takes longer; a 28x28 digit 1-2 ms
         pool.start()
         try:
             with pytest.raises(DecodeBudgetError):
