@@ -5,8 +5,9 @@
 #
 # Trains each model once per seed (same command and budget as the shipped
 # weights, which used seed 0) into $RUNS_DIR, then prints, per model, the test
-# accuracy of every run (the shipped seed-0 card from weights/ included) and
-# the mean and sample standard deviation. Nothing is selected from these runs:
+# accuracy of every run (the shipped seed-0 card from weights/ included), for a
+# joint-head model also its orientation measures, and the mean and sample
+# standard deviation (python -m model.spread). Nothing is selected from these runs:
 # they only measure spread. PARALLEL=1 starts every run at once (a GPU);
 # the default runs them one after the other (a CPU: two runs would share its cores).
 set -euo pipefail
@@ -31,17 +32,4 @@ for seed in $SEEDS; do
   done
 done
 for pid in "${pids[@]}"; do wait "$pid"; done
-$PYTHON - "$RUNS_DIR" $MODELS <<'PY'
-import json, pathlib, statistics, sys
-runs, models = pathlib.Path(sys.argv[1]), sys.argv[2:]
-keys = [("upright_accuracy", "upright"), ("rotated_accuracy", "rotated")]
-for name in models:
-    cards = [pathlib.Path("weights") / f"{name}.json", *sorted(runs.glob(f"{name}_seed*.json"))]
-    metrics = [(json.loads(p.read_text())["training"]["seed"], json.loads(p.read_text())["metrics"]) for p in cards if p.is_file()]
-    line = f"{name:14s} seeds {[seed for seed, _ in metrics]}"
-    for key, label in keys:
-        values = [100 * m[key] for _, m in metrics]
-        spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-        line += f"  {label} {' '.join(f'{v:.2f}' for v in values)} -> {statistics.mean(values):.2f}{spread}%"
-    print(line)
-PY
+$PYTHON -m model.spread "$RUNS_DIR" $MODELS
