@@ -5,12 +5,10 @@
 For each model it reads the shipped card (``weights/<model>.json``, seed 0) and
 every ``<runs>/<model>_seed<N>.json`` that ``scripts/seed_variation.sh`` trained
 with the same command. Upright and rotated accuracy come from the cards (the
-training CLI evaluates the last checkpoint on the full test set). For a model
-with a joint head the orientation measures of :func:`model.evaluate.evaluate_orientation`
-are added: the shipped card holds them (``python -m model.evaluate``); for the
-other seeds they are computed once, on the same rotated test set, and kept in
-``<runs>/<model>_seed<N>.orientation.json``. Nothing here selects anything:
-the runs only measure spread.
+training CLI evaluates the last checkpoint on the full test set); for a model
+with a joint head so do the orientation measures of
+:func:`model.evaluate.evaluate_orientation` (``metrics["orientation"]``).
+Nothing here selects anything: the runs only measure spread.
 """
 
 from __future__ import annotations
@@ -33,33 +31,15 @@ MEASURES = [
 ]
 
 
-def _orientation(card_path: Path, card: dict[str, Any], data_dir: str | None) -> dict[str, Any]:
-    if "orientation" in card["metrics"]:
-        return dict(card["metrics"]["orientation"])
-    cache = card_path.with_suffix(".orientation.json")
-    if not cache.is_file():
-        from model.checkpoint import load_checkpoint
-        from model.data import load_mnist
-        from model.evaluate import evaluate_orientation
-        from model.networks import GroupEquivariantCNN
-
-        model, _ = load_checkpoint(card_path)
-        assert isinstance(model, GroupEquivariantCNN), card_path
-        images, labels = load_mnist(False, data_dir)
-        report = evaluate_orientation(model, images, labels)
-        cache.write_text(json.dumps({k: v for k, v in report.items() if not isinstance(v, dict)}, indent=1) + "\n")
-    return dict(json.loads(cache.read_text()))
-
-
-def spread(runs: Path, name: str, weights: Path = Path("weights"), data_dir: str | None = None) -> dict[str, Any]:
+def spread(runs: Path, name: str, weights: Path = Path("weights")) -> dict[str, Any]:
     """Per seed, the measures of ``name``; and per measure, ``(values, mean, sd)`` (sd None for one seed)."""
     paths = [weights / f"{name}.json", *sorted(runs.glob(f"{name}_seed*[0-9].json"))]
     seeds: dict[int, dict[str, Any]] = {}
     for path in (p for p in paths if p.is_file()):
         card = json.loads(path.read_text())
         metrics = dict(card["metrics"])
-        if card["config"].get("head") == "joint":
-            metrics.update(_orientation(path, card, data_dir))
+        if "orientation" in metrics:
+            metrics.update(metrics.pop("orientation"))
             metrics["six_nine_flagged"] = (metrics["six_nine_mistakes_flagged"], metrics["six_nine_mistakes"])
         seeds[card["training"]["seed"]] = metrics
     summary: dict[str, Any] = {"seeds": sorted(seeds)}
@@ -78,10 +58,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, help="folder of the seed runs (scripts/seed_variation.sh: runs/seeds)")
     parser.add_argument("models", nargs="+")
-    parser.add_argument("--data-dir", default=None, help="MNIST root (default $GCNN_DATA_DIR or data/)")
     args = parser.parse_args(argv)
     for name in args.models:
-        summary = spread(args.runs, name, data_dir=args.data_dir)
+        summary = spread(args.runs, name)
         print(f"{name}: seeds {summary['seeds']}")
         for key, label, _ in MEASURES:
             if key in summary:

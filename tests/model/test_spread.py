@@ -12,10 +12,9 @@ from model.spread import spread
 
 def card(path: Path, seed: int, upright: float, rotated: float, orientation: dict | None = None) -> None:
     metrics: dict = {"upright_accuracy": upright, "rotated_accuracy": rotated}
-    config = {"head": "joint" if orientation is not None else "invariant"}
-    path.write_text(json.dumps({"config": config, "training": {"seed": seed}, "metrics": metrics}))
-    if orientation is not None:
-        path.with_suffix(".orientation.json").write_text(json.dumps(orientation))
+    if orientation is not None:  # a joint-head card (model.train and model.evaluate write it)
+        metrics["orientation"] = orientation
+    path.write_text(json.dumps({"training": {"seed": seed}, "metrics": metrics}))
 
 
 def orientation(median: float, flagged: int, mistakes: int) -> dict:
