@@ -49,7 +49,7 @@ from app import errors
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
-MAX_REPLY_BYTES = 64 << 20  # the largest array a decode returns: 16 megapixels x 4 channels of uint8
+CHANNELS_MAX = 4  # a decode returns at most max_pixels x 4 channels of uint8 (or a 28x28 float32 input)
 _REPLY_DTYPES = {"|u1", "<f4"}  # what app.decoding returns: 8-bit pixels, float32 model inputs
 WAIT_BUDGETS = 4  # how long a call may wait for a free process, in decode budgets
 STARTUP_TIMEOUT_S = 30.0  # a decode process imports NumPy and Pillow: ~0.3 s on an idle machine
@@ -86,7 +86,9 @@ class _Process:
         self.process.stdout.close()
         self.started = False
 
-    def exchange(self, function: str, data: bytes, args: list[Any], timeout: float) -> tuple[dict, bytes] | None:
+    def exchange(
+        self, function: str, data: bytes, args: list[Any], timeout: float, reply_limit: int
+    ) -> tuple[dict, bytes] | None:
         """Send one call and wait for its answer (blocking: run it on a thread); ``None`` past ``timeout``.
 
         The first call waits for the process to have started (its imports are not the upload's cost).
@@ -108,7 +110,7 @@ class _Process:
         self.requests.send_bytes(data)
         if not self.replies.poll(timeout):
             return None
-        return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes(MAX_REPLY_BYTES)
+        return json.loads(self.replies.recv_bytes(1 << 16)), self.replies.recv_bytes(reply_limit)
 
     def kill(self, exchange: Future[Any] | None = None) -> None:
         """End the process; its pipes are closed once ``exchange`` (a call still reading them on a
@@ -159,17 +161,20 @@ class DecodePool:
         """Processes decoding right now."""
         return len(self._all) - self._idle.qsize()
 
-    async def run(self, function: str, data: bytes, *args: Any) -> np.ndarray:
-        """``app.decoding.<function>(data, *args)`` in a decode process: its array, or its input error.
+    async def run(self, function: str, data: bytes, max_pixels: int, *args: Any) -> np.ndarray:
+        """``app.decoding.<function>(data, max_pixels, *args)`` in a decode process: its array, or its input error.
 
         Raises:
             DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed;
             ServiceOverloadedError: no process was free within ``WAIT_BUDGETS * budget_s``.
         """
+        reply_limit = max(CHANNELS_MAX * max_pixels, 1 << 16)  # a longer reply is not an image array
         for attempt in (1, 2):
             process = await self._free_process()
             # pipes block: the exchange waits on a thread of its own, never on the event loop
-            exchange = self._threads.submit(process.exchange, function, data, list(args), self.budget_s)
+            exchange = self._threads.submit(
+                process.exchange, function, data, [max_pixels, *args], self.budget_s, reply_limit
+            )
             try:
                 answer = await asyncio.wrap_future(exchange)
                 break
