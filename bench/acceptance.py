@@ -68,11 +68,15 @@ class Answer:
         return self.status == 422
 
     @property
+    def swapped(self) -> bool:
+        """A turned digit read as its half-turn partner (a 6 as a 9, a 9 as a 6)."""
+        return self.turned and HALF_TURN_PAIRS.get(self.digit) == self.answer
+
+    @property
     def right(self) -> bool:
         if self.answer == self.digit:
             return True
-        swapped = self.turned and HALF_TURN_PAIRS.get(self.digit) == self.answer
-        return bool(swapped and self.ambiguous and self.digit in self.readings)
+        return self.swapped and self.ambiguous and self.digit in self.readings
 
 
 def _post(base: str, path: str, data: bytes, filename: str) -> tuple[int, dict[str, Any]]:
@@ -158,8 +162,8 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
 def _half_turn_mistakes(answers: list[Answer]) -> dict[str, int]:
     """Turned digits (prior ``none``) read as their half-turn partner (a 6 as a 9, a 9 as a 6), and how
     many of those answers were flagged ``ambiguous`` with the true digit among the readings."""
-    swapped = [a for a in answers if a.prior == "none" and a.turned and HALF_TURN_PAIRS.get(a.digit) == a.answer]
-    return {"mistakes": len(swapped), "flagged": sum(a.ambiguous and a.digit in a.readings for a in swapped)}
+    swapped = [a for a in answers if a.prior == "none" and a.swapped]
+    return {"mistakes": len(swapped), "flagged": sum(a.right for a in swapped)}  # a flagged swap counts as right
 
 
 def _rates(answers: list[Answer]) -> dict[str, float | int]:
