@@ -499,10 +499,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             description = "wrk, 1 thread" if client == "wrk" else "one asyncio process (httpx)"
             print(f"client: {description}; uploads {bodies[0]} B (28x28) and {bodies[1]} B (300x300)")
             print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
-            per_core, cores = compute_bound(ready.get("models") or ["cnn_seed", "gcnn_c8_pose"])
+            from app.settings import Settings  # the service's default models, when /readyz does not list them
+
+            models = ready.get("models") or list(Settings().models)
+            per_core, cores = compute_bound(models)
             bound = per_core * cores
             print(
-                f"compute bound: {per_core:.0f} images/s per core for {', '.join(ready.get('models') or [])} "
+                f"compute bound: {per_core:.0f} images/s per core for {', '.join(models)} "
                 f"(one thread, batch 8, timed in this process before the load) x {cores:.0f} cores = {bound:.0f}/s"
             )
             results = measure(base_url, server.pid if server else None, plan, client, Path(tmp))
