@@ -30,3 +30,8 @@ def smooth_images(batch: int, channels: int, size: int, sigma: float = 1.5, seed
 def centre(x: torch.Tensor, margin: int) -> torch.Tensor:
     """The spatial centre of ``(..., H, W)``, ``margin`` pixels cut from each side."""
     return x[..., margin:-margin, margin:-margin]
+
+
+def turned_by(after: float, before: float) -> float:
+    """Counter-clockwise angle from ``before`` to ``after`` (degrees), in (-180, 180]."""
+    return -((before - after + 180.0) % 360.0 - 180.0)

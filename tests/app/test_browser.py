@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import turned_by
 from tests.service_process import running_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -121,11 +122,6 @@ def _orientation(page: object, model: str) -> float:
     return float(page.get_attribute(selector, "data-degrees"))  # type: ignore[attr-defined]
 
 
-def _turned_by(after: float, before: float) -> float:
-    """Counter-clockwise angle from ``before`` to ``after``, in (-180, 180]."""
-    return -((before - after + 180.0) % 360.0 - 180.0)
-
-
 def _seen_image(page: object) -> np.ndarray:
     """The 28x28 image the models saw, as the page shows it (decoded from its data: URL)."""
     src = page.get_attribute("#seen", "src")  # type: ignore[attr-defined]
@@ -192,13 +188,13 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         seen_upright = _seen_image(page)
         assert seen_upright.shape == (28, 28) and seen_upright.max() > 200  # light ink on black, like MNIST
         upright_degrees = _orientation(page, "gcnn_c8_pose")
-        assert abs(_turned_by(upright_degrees, 0.0)) <= 30, f"a drawn upright 7 read as turned by {upright_degrees}"
+        assert abs(turned_by(upright_degrees, 0.0)) <= 30, f"a drawn upright 7 read as turned by {upright_degrees}"
         cells = _orbit(page, 8)
         assert [cell["label"] for cell in cells] == [f"{45 * k}°" for k in range(8)]
         assert {cell["digits"]["gcnn_c8_pose"] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
         orbit_degrees = [cell["degrees"]["gcnn_c8_pose"] for cell in cells]  # the estimate follows the element
         for k in (2, 4, 6):  # quarter turns: exactly
-            assert abs(_turned_by(orbit_degrees[k], orbit_degrees[0]) - _turned_by(45.0 * k, 0.0)) <= 0.02
+            assert abs(turned_by(orbit_degrees[k], orbit_degrees[0]) - turned_by(45.0 * k, 0.0)) <= 0.02
         assert "7 under all 8 elements" in page.inner_text("#orbit-summary")
 
         # Rotate by a group element (C8 element 2: a quarter turn): new predictions, a turned input.
@@ -208,7 +204,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         turned = _answers(page)
         assert turned["gcnn_c8_pose"] == 7, "an exact quarter turn must not change the G-CNN's answer"
         # equivariance you can see: the orientation estimate moved by the element's angle
-        moved = _turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
+        moved = turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
         assert abs(moved - 90.0) <= 22.5, f"after a quarter turn the estimate moved by {moved} degrees"
         assert page.get_attribute('#predictions [data-model="gcnn_c8_pose"] .upright', "src").startswith("data:")
         assert "90°" in page.inner_text("#transform-label")
@@ -225,7 +221,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         _screenshot(page, "demo_page.png")
 
         # C8 element 3 (135 degrees, interpolated): the estimate follows within half a group step.
-        moved = _turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
+        moved = turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
         assert abs(moved - 135.0) <= 22.5, f"after 135 degrees the estimate moved by {moved} degrees"
 
         # The free angle slider: another transform, other predictions.
@@ -289,7 +285,7 @@ def test_a_six_turned_by_half_a_turn_is_read_right_or_flagged(service: str, brow
         with page.expect_response(lambda r: "/classify?" in r.url and "orientation_prior=upright" in r.url) as seen:
             page.check("#prior")
         assert seen.value.status == 200
-        _answers(page)
+        assert _answers(page)["gcnn_c8_pose"] == 6  # the prior is about the upload, which the page turned
     finally:
         context.close()
 

@@ -21,7 +21,7 @@ import uvicorn
 
 from app.server import GuardedProtocol
 from app.settings import environment_settings
-from bench.loadtest import free_port
+from tests.service_process import free_port
 
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD, MAX_CONNECTIONS = 1.0, 2.0, 1, 4096, 4
 SETTINGS = {

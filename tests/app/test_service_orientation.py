@@ -12,17 +12,13 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from model.groups import get_group
+from tests.helpers import turned_by
 
 GCNN, CNN = "gcnn_c8_pose", "cnn_seed"
 
 
 def prediction(body: dict, model: str) -> dict:
     return next(p for p in body["predictions"] if p["model"] == model)
-
-
-def turned_by(after: float, before: float) -> float:
-    """Counter-clockwise angle from ``before`` to ``after``, in (-180, 180]."""
-    return -((before - after + 180.0) % 360.0 - 180.0)
 
 
 def test_the_gcnn_says_how_the_digit_is_turned_and_the_cnn_does_not(client: TestClient) -> None:
