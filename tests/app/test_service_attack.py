@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ from conftest import encode, mnist_like
 from PIL import Image, ImageDraw
 from PIL.PngImagePlugin import PngInfo
 
+from bench.loadtest import rss_bytes
 from tests.service_process import ROOT, running_service
 
 pytestmark = [pytest.mark.attack, pytest.mark.timeout(300)]
@@ -88,22 +88,8 @@ def post_file(
 
 
 def rss_mib(pid: int) -> float:
-    """Resident memory of ``pid`` and its children (the decode processes), MiB."""
-    total = 0
-    for candidate in [pid, *_children(pid)]:
-        try:
-            status = Path(f"/proc/{candidate}/status").read_text()
-        except OSError:
-            continue
-        total += int(status.split("VmRSS:")[1].split()[0])
-    return total / 1024
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
+    """Resident memory of ``pid`` and its descendants (the decode processes), MiB."""
+    return (rss_bytes(pid) or 0) / MiB
 
 
 class PeakRss:
