@@ -140,7 +140,7 @@ def create_app() -> FastAPI:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = add_problem_schemas(schema)
+            app.openapi_schema = docs.for_swagger_ui(add_problem_schemas(schema))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

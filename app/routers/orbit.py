@@ -28,6 +28,7 @@ from app.pipeline import decode_uploads, predictions, prepare_batch, to_png_base
 from app.preprocessing import PreprocessMode
 from app.problems import problem_responses
 from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary, json_response
+from app.settings import Settings
 from app.transforms import Transform, parse_group
 from app.uploads import Upload, read_upload
 from model.groups import Group
@@ -63,9 +64,8 @@ async def orbit(
         str,
         Query(
             max_length=16,
-            description="The group whose elements transform the digit: `C<N>` or `D<N>`; its order may be at "
-            "most GCNN_MAX_ORBIT (default 72).",
-            openapi_examples={"C8": {"value": "C8"}, "D4": {"value": "D4"}},
+            description="The group whose elements transform the digit: `C<N>` or `D<N>` (e.g. `D4`); its order "
+            f"may be at most GCNN_MAX_ORBIT (default {Settings.model_fields['max_orbit'].default}).",
         ),
     ] = "C8",
 ) -> Response:

@@ -331,3 +331,32 @@ def test_swagger_ui_renders_without_a_cdn(service: str, browser: object) -> None
         _screenshot(page, "swagger_ui.png")
     finally:
         context.close()
+
+
+SAMPLE_DIGIT = ROOT / "app/static/sample-7.png"
+
+
+@pytest.mark.parametrize("path", ["/classify", "/classify/batch", "/rotate", "/orbit"])
+def test_swagger_try_it_out_with_only_a_picture_answers_200(service: str, browser: object, path: str) -> None:
+    """What a new user does in /docs: expand the operation, Try it out, choose a digit, Execute. Every other
+    field stays as Swagger UI fills it from the OpenAPI document; the answer is 200, shown in the page."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log = PageLog(page)
+    try:
+        page.goto(f"{service}/docs")
+        block = page.locator(f".opblock-post:has(.opblock-summary-path[data-path='{path}'])")
+        block.locator(".opblock-summary").click()
+        block.locator("button.try-out__btn").click()
+        chooser = block.locator(".opblock-section-request-body input[type=file]")
+        assert chooser.count() == 1, f"{path}: {chooser.count()} file inputs where a picture is chosen"
+        chooser.set_input_files(str(SAMPLE_DIGIT))
+        with page.expect_response(lambda r: r.request.method == "POST") as answer:
+            block.locator("button.execute").click()
+        assert answer.value.status == 200, f"{path}: {answer.value.status} {answer.value.text()} ({answer.value.url})"
+        shown = block.locator(".live-responses-table tbody .response-col_status").first
+        assert shown.inner_text().strip() == "200"
+        assert log.errors() == [], f"browser errors: {log.errors()}"
+    finally:
+        context.close()
