@@ -20,7 +20,11 @@ from the ``GCNN_*`` settings (:class:`app.settings.Settings`):
   is dropped ``body_timeout_s`` after that (the connection is reset) rather than
   held in memory;
 - at most ``max_connections`` connections or requests are served at once:
-  beyond, ``503`` with ``Retry-After``.
+  beyond, ``503`` with ``Retry-After``;
+- once the server drains (``SIGTERM``, :mod:`app.shutdown`), a request read from
+  then on gets ``503 shutting-down`` with ``Retry-After`` (``/readyz`` included;
+  ``/healthz`` and ``/metrics`` are still answered), and every connection closes
+  after its answer.
 
 Those answers, and the ``400`` for HTTP the parser rejects, are written by the
 protocol as ``application/problem+json`` with the types of :mod:`app.problems`.
@@ -32,14 +36,18 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httptools
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.supervisors import Multiprocess
 
 from app.problems import (
     BAD_REQUEST,
@@ -51,10 +59,16 @@ from app.problems import (
     ProblemType,
 )
 from app.settings import environment_settings
+from app.shutdown import DrainingServer
 
-__all__ = ["GuardedProtocol", "main"]
+__all__ = ["SHUTTING_DOWN", "GuardedProtocol", "main"]
 
 logger = logging.getLogger("app.server")  # not __name__: this module also runs as __main__
+
+SHUTTING_DOWN = ProblemType("shutting-down", 503, "Shutting down")
+ANSWERED_WHILE_DRAINING = (b"/healthz", b"/metrics")  # a liveness probe must not kill a replica that drains
+DRAIN_READ_BYTES = 1 << 20  # how much of a refused request's body is read before the 503 (see _shutting_down)
+DRAIN_TIMEOUT_S = 20.0  # from SIGTERM to the end of the drain (docs/deploy.md: what it fits in)
 
 
 class _HeadTooLargeError(Exception):
@@ -91,6 +105,30 @@ async def _over_connection_limit(scope: Any, receive: Any, send: Any) -> None:
         (b"connection", b"close"),
     ]
     await send({"type": "http.response.start", "status": OVERLOADED.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _shutting_down(scope: Any, receive: Any, send: Any) -> None:
+    """The ASGI answer to a request read while the server drains: ``503 shutting-down`` with ``Retry-After``.
+
+    Sent once the body is in (up to ``DRAIN_READ_BYTES``): the connection closes after the
+    answer, and a client still sending when it closes would read a reset, not the answer.
+    """
+    read, more = 0, True
+    while more and read <= DRAIN_READ_BYTES:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        read, more = read + len(message.get("body", b"")), message.get("more_body", False)
+    body = _problem_body(SHUTTING_DOWN, "this replica is shutting down; retry (another replica will answer)")
+    headers = [
+        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_S).encode()),
+        (b"x-content-type-options", b"nosniff"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": SHUTTING_DOWN.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
@@ -182,17 +220,29 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes, self._after_head = False, 0, _AfterHead()
         self._arm(self.body_timeout, "body")
+        if getattr(self.server_state, "draining", False):  # app.shutdown.DrainState
+            if self.url.split(b"?", 1)[0] in ANSWERED_WHILE_DRAINING:
+                super().on_headers_complete()
+            else:
+                self._answer_with(_shutting_down)
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+            return
         limit = self.limit_concurrency
         if limit is None or (len(self.connections) < limit and len(self.tasks) < limit):
             super().on_headers_complete()
             return
         # uvicorn would answer its plain-text 503 here; answer the problem, with Retry-After, instead
         logger.warning("over %d connections or requests: 503 to %s", limit, self.client)
-        app, self.app, self.limit_concurrency = self.app, _over_connection_limit, None
+        self._answer_with(_over_connection_limit)
+
+    def _answer_with(self, app: Any) -> None:
+        """Start this request's cycle with ``app`` in place of the service (and no concurrency check)."""
+        service, self.app, limit, self.limit_concurrency = self.app, app, self.limit_concurrency, None
         try:
             super().on_headers_complete()
         finally:
-            self.app, self.limit_concurrency = app, limit
+            self.app, self.limit_concurrency = service, limit
 
     def on_body(self, body: bytes) -> None:
         self._after_head.body += len(body)
@@ -284,13 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* from --forwarded-allow-ips")
     parser.add_argument("--forwarded-allow-ips", default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"))
+    parser.add_argument(
+        "--timeout-graceful-shutdown",
+        type=float,
+        default=float(os.environ.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", DRAIN_TIMEOUT_S)),
+        help=f"most seconds from SIGTERM to the end of the drain (default $UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN or "
+        f"{DRAIN_TIMEOUT_S:g}; app/shutdown.py)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = environment_settings()
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.main:app",
         host=args.host,
         port=args.port,
@@ -300,9 +357,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         forwarded_allow_ips=args.forwarded_allow_ips,
         timeout_keep_alive=settings.keep_alive_s,
         limit_concurrency=settings.max_connections,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=math.ceil(args.timeout_graceful_shutdown),
         access_log=False,  # the app writes its own structured access log (logger app.access)
     )
+    if args.workers > 1:  # uvicorn's supervisor and its workers' own shutdown (app/shutdown.py: not drained)
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    config.load_app()
+    server = DrainingServer(config, args.timeout_graceful_shutdown)
+    server.run()
+    if not server.started:
+        sys.exit(STARTUP_FAILURE)
+    sys.exit(server.exit_code)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""Graceful shutdown: on SIGTERM the server drains what it has accepted, then exits 0.
+
+What happens after the first ``SIGTERM`` (or ``SIGINT``), in order:
+
+1. at once, every request whose head is read from then on, ``/readyz`` included,
+   is answered ``503 shutting-down`` with ``Retry-After`` and the connection
+   closed (by :class:`app.server.GuardedProtocol`, which reads
+   :attr:`DrainState.draining`); ``/healthz`` and ``/metrics`` are still answered
+   (a liveness probe must not kill a replica that is draining), each on a
+   connection that closes after it; the answers in progress close theirs too;
+2. the requests read before the signal are answered in full: their decodes, their
+   place in the models' queue and their inference run as usual;
+3. when the last of them is answered, the server stops listening (new connections
+   are refused), gives connections that were just accepted a moment to send their
+   request (answered 503 too), closes the rest, and runs the app's shutdown, which
+   stops the torch worker and kills the decode processes; the process exits 0.
+
+A second signal, or ``drain_timeout_s`` after the first, ends the drain at once:
+the requests still running are cancelled, their connections reset, the app's
+shutdown runs all the same, and the process exits 1 (requests were cut short).
+
+This is uvicorn's :class:`uvicorn.Server` with its signal handling and shutdown
+replaced: uvicorn's own stops listening at the first signal (``/readyz`` can no
+longer answer 503), and raises the signal again once done, so that the process
+ends with 143 rather than 0. Only the single-process server drains like this; with
+``WEB_CONCURRENCY`` > 1 the workers are uvicorn's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
+from uvicorn.server import ServerState
+
+__all__ = ["DrainState", "DrainingServer"]
+
+logger = logging.getLogger("app.server")
+
+LINGER_S = 0.5  # after the listener closes: how long a just-accepted connection has to send its request
+CLOSE_WAIT_S = 2.0  # then: how long closing connections have to flush what they were sent
+
+
+class DrainState(ServerState):
+    """uvicorn's state shared by every connection, plus whether the server is draining."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.draining = False
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server with the drain of the module docstring.
+
+    Args:
+        config: uvicorn's configuration (``http`` should be :class:`app.server.GuardedProtocol`).
+        drain_timeout_s: the most seconds from the first signal to the end of the drain.
+    """
+
+    def __init__(self, config: uvicorn.Config, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self.server_state: DrainState = DrainState()
+        self.drain_timeout_s = drain_timeout_s
+        self.signalled_at: float | None = None  # time.monotonic() of the first signal
+        self.cut_short = 0  # requests cancelled by a second signal or the deadline
+        self._accepted: set[asyncio.Task[None]] | None = None  # the requests read before the signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """A signal handler (main thread, between two bytecodes): only flags, no logging, no loop calls."""
+        if self.server_state.draining:
+            self.force_exit = True
+        else:
+            self.signalled_at = time.monotonic()
+            self.server_state.draining = True
+
+    @property
+    def exit_code(self) -> int:
+        """0 after a complete drain (or none), 1 when requests were cut short."""
+        return 1 if self.cut_short else 0
+
+    async def on_tick(self, counter: int) -> bool:
+        await super().on_tick(counter)  # the Date header, once a second
+        if self.should_exit or self.force_exit:
+            return True
+        if not self.server_state.draining:
+            return False
+        if self._accepted is None:
+            self._start_drain()
+        assert self._accepted is not None and self.signalled_at is not None
+        self._accepted = {task for task in self._accepted if not task.done()}
+        if not self._accepted:
+            logger.info("drained in %.2f s", time.monotonic() - self.signalled_at)
+            return True
+        if time.monotonic() - self.signalled_at > self.drain_timeout_s:
+            logger.error(
+                "drain deadline of %g s passed with %d requests open", self.drain_timeout_s, len(self._accepted)
+            )
+            self.force_exit = True
+            return True
+        return False
+
+    def _start_drain(self) -> None:
+        # every task now was read before the signal, or is a 503 / health answer read since (quick)
+        self._accepted = set(self.server_state.tasks)
+        for connection in self.server_state.connections:
+            cycle = getattr(connection, "cycle", None)
+            if cycle is not None and not cycle.response_complete:
+                cycle.keep_alive = False  # the answer in progress closes its connection
+        logger.info(
+            "signal received: draining %d requests (deadline %g s); new requests get 503 shutting-down",
+            len(self._accepted),
+            self.drain_timeout_s,
+        )
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()  # from here new connections are refused
+        for sock in sockets or []:
+            sock.close()
+        if not self.force_exit:
+            await self._wait(lambda: not self.server_state.connections, LINGER_S)
+        if not self.force_exit:
+            for connection in list(self.server_state.connections):
+                connection.shutdown()  # idle: closed; answering (a 503): closed after its answer
+            await self._wait(lambda: not self.server_state.connections, CLOSE_WAIT_S)
+        if self.force_exit:
+            self._cut_short()
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()  # a client that does not read what it was sent
+        try:
+            async with asyncio.timeout(CLOSE_WAIT_S + 5):
+                await self.lifespan.shutdown()  # the torch worker stopped, the decode processes killed
+        except TimeoutError:
+            logger.error("the app's shutdown did not finish within %g s", CLOSE_WAIT_S + 5)
+
+    def _cut_short(self) -> None:
+        """Reset every connection, then cancel the requests (reset first: a cancelled request is never answered 500)."""
+        self.cut_short = len(self.server_state.tasks)
+        if self.cut_short:
+            logger.error("cutting %d requests short (second signal or drain deadline)", self.cut_short)
+        for connection in list(self.server_state.connections):
+            connection.transport.abort()
+        for task in self.server_state.tasks:
+            task.cancel("the server is shutting down")
+
+    async def _wait(self, done: Callable[[], bool], seconds: float) -> None:
+        """Until ``done()`` is true, ``seconds`` pass, or a second signal comes."""
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline and not self.force_exit:
+            await asyncio.sleep(0.02)
