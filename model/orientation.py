@@ -31,14 +31,16 @@ for the cell ``(label, identity)`` (:meth:`JointHead.forward`). What the service
 reports is read from the continuous profile, on a grid of :data:`ANGLE_STEPS`
 angles (:class:`Pose`):
 
-- the *orientation* of the answered digit: the peak of its profile, and as
-  confidence the probability that the input is turned within half a group step
-  of it (:meth:`Pose.orientation`);
 - *readings*: the peaks of every digit's profile, each with the mass
   ``p(d) p(basin | d)`` of the angles that climb to it (:meth:`Pose.readings`);
-- *ambiguous*: the two best readings name different digits and the second holds
-  at least :data:`AMBIGUITY_SHARE` of the first (a 6 that may be a 9 turned by
-  half a turn) (:func:`is_ambiguous`);
+  the answered digit (the most probable one, ``argmax p(d)``) is read first, at
+  its most probable peak, then the most probable readings of all the others;
+- the *orientation* of the answered digit: the angle of that first reading, and
+  as confidence the probability that the input is turned within half a group
+  step of it (:meth:`Pose.orientation`);
+- *ambiguous*: a reading of another digit holds at least
+  :data:`AMBIGUITY_SHARE` of the first reading's probability (a 6 that may be a
+  9 turned by half a turn) (:func:`is_ambiguous`);
 - a *prior* ``pi(theta)`` (:func:`upright_prior`) for inputs known to be roughly
   upright: ``p(d, theta | prior) ~ p(d, theta) pi(theta)`` (:meth:`Pose.with_prior`).
 
@@ -189,10 +191,13 @@ class Pose:
         return torch.logsumexp(self.log_joint, dim=2).exp()
 
     def orientation(self) -> Orientation:
-        """The most probable digit, the peak of its pose profile, and the mass near that peak."""
-        digits = self.digit_probabilities.argmax(dim=1)
-        rows = self.log_joint[torch.arange(len(digits)), digits]  # (B, A)
-        peaks = _refine(rows, rows.argmax(dim=1))
+        """The most probable digit, the peak of its most probable reading, and the mass near that peak.
+
+        The peak is the one :meth:`top_readings` lists first, to the last bit.
+        """
+        mass = self._reading_mass()
+        digits, index = self._answered(mass)
+        peaks = _refine(self.log_joint[torch.arange(len(digits)), digits], index)  # rows (B, A)
         step = 360.0 / self.group.rotations
         distance = torch.remainder(angles()[None] - peaks[:, None] + 180.0, 360.0) - 180.0  # (B, A)
         near = (distance >= -step / 2) & (distance < step / 2)  # half open: one group step of angles
@@ -200,16 +205,38 @@ class Pose:
         return Orientation(digits, peaks, confidence)
 
     def top_readings(self, top: int = 3) -> Readings:
-        """The ``top`` most probable readings of every input: the peaks of every digit's profile, each
-        with the mass of the angles that climb to it (so all readings of an input sum to 1)."""
-        probabilities = self.log_joint.exp()  # (B, D, A)
-        peaks = _basins(self.log_joint)  # (B, D, A): the peak each angle climbs to
-        mass = torch.zeros_like(probabilities).scatter_add_(2, peaks, probabilities)  # at the peaks only
-        values, flat = mass.flatten(1).topk(top, dim=1)  # (B, top)
-        digits, index = flat // mass.shape[2], flat % mass.shape[2]
-        rows = self.log_joint.gather(1, digits[:, :, None].expand(-1, -1, mass.shape[2]))  # (B, top, A)
-        degrees = _refine(rows.flatten(0, 1), index.flatten()).view_as(values)
-        return Readings(digits, degrees, values)
+        """The ``top`` best readings of every input: first the answered digit's most probable reading
+        (the one :meth:`orientation` describes), then the most probable of all the others.
+
+        A reading is a peak of a digit's profile with the mass of the angles that climb to it, so
+        all readings of an input sum to 1. The answered digit is the most probable one in
+        :attr:`digit_probabilities`, which sums the mass of its peaks: its best reading can hold less
+        than another digit's best (its mass split between two peaks), and then comes first anyway.
+        """
+        mass = self._reading_mass()  # (B, D, A)
+        digits, index = self._answered(mass)
+        batch, count = torch.arange(len(digits)), mass.shape[2]
+        first = mass[batch, digits, index]  # (B,)
+        others = mass.clone()
+        others[batch, digits, index] = -1.0  # listed already
+        values, flat = others.flatten(1).topk(top - 1, dim=1)  # (B, top - 1)
+        digits = torch.cat([digits[:, None], flat // count], dim=1)  # (B, top)
+        index = torch.cat([index[:, None], flat % count], dim=1)
+        rows = self.log_joint.gather(1, digits[:, :, None].expand(-1, -1, count))  # (B, top, A)
+        degrees = _refine(rows.flatten(0, 1), index.flatten()).view_as(index)
+        rivals = mass.clone()
+        rivals[batch, digits[:, 0]] = 0.0  # every reading of another digit, listed or not
+        return Readings(digits, degrees, torch.cat([first[:, None], values], dim=1), rivals.flatten(1).amax(dim=1))
+
+    def _reading_mass(self) -> torch.Tensor:
+        """``(B, D, A)``: at each peak of each digit's profile, the mass of the angles that climb to it; 0 elsewhere."""
+        probabilities = self.log_joint.exp()
+        return torch.zeros_like(probabilities).scatter_add_(2, _basins(self.log_joint), probabilities)
+
+    def _answered(self, mass: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The most probable digit ``(B,)`` and the angle index of its most probable peak ``(B,)``."""
+        digits = self.digit_probabilities.argmax(dim=1)
+        return digits, mass[torch.arange(len(digits)), digits].argmax(dim=1)
 
     def readings(self, index: int, top: int = 3) -> list[Reading]:
         """:meth:`top_readings` of input ``index``, as a list."""
@@ -224,15 +251,17 @@ class Pose:
 
 @dataclass(frozen=True)
 class Readings:
-    """The best readings of a batch, most probable first: each ``(B, top)``."""
+    """The best readings of a batch (:meth:`Pose.top_readings`): each ``(B, top)``, the answered
+    digit's first; ``rival`` ``(B,)``: the probability of the best reading of any other digit."""
 
     digits: torch.Tensor
     degrees: torch.Tensor
     probabilities: torch.Tensor
+    rival: torch.Tensor
 
     def ambiguous(self, share: float = AMBIGUITY_SHARE) -> torch.Tensor:
-        """``(B,)`` bool: :func:`is_ambiguous` for every input."""
-        return (self.digits[:, 0] != self.digits[:, 1]) & (self.probabilities[:, 1] >= share * self.probabilities[:, 0])
+        """``(B,)`` bool: :func:`is_ambiguous` for every input, over all its readings (listed or not)."""
+        return self.rival >= share * self.probabilities[:, 0]
 
 
 def angles() -> torch.Tensor:
@@ -266,5 +295,5 @@ def _basins(rows: torch.Tensor) -> torch.Tensor:
 
 
 def is_ambiguous(found: list[Reading], share: float = AMBIGUITY_SHARE) -> bool:
-    """The two best readings name different digits and the second holds ``share`` of the first."""
-    return len(found) >= 2 and found[0].digit != found[1].digit and found[1].probability >= share * found[0].probability
+    """A reading of another digit than the first reading's holds at least ``share`` of the first's probability."""
+    return any(r.digit != found[0].digit and r.probability >= share * found[0].probability for r in found[1:])

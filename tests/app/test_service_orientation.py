@@ -28,8 +28,9 @@ def test_the_gcnn_says_how_the_digit_is_turned_and_the_cnn_does_not(client: Test
     assert 0 <= gcnn["orientation"]["degrees"] < 360 and 0 < gcnn["orientation"]["confidence"] <= 1
     assert abs(turned_by(gcnn["orientation"]["degrees"], 0.0)) <= 22.5  # an upright 7 reads as about upright
     assert 1 <= len(gcnn["readings"]) <= 3 and gcnn["readings"][0]["digit"] == gcnn["digit"] == 7
+    assert gcnn["readings"][0]["degrees"] == gcnn["orientation"]["degrees"]  # the answered reading comes first
     probabilities = [r["probability"] for r in gcnn["readings"]]
-    assert probabilities == sorted(probabilities, reverse=True) and sum(probabilities) <= 1.0 + 1e-6
+    assert probabilities[1:] == sorted(probabilities[1:], reverse=True) and sum(probabilities) <= 1.0 + 1e-6
     assert cnn["orientation"] is None and cnn["readings"] == [] and cnn["ambiguous"] is False
 
 
@@ -112,3 +113,18 @@ def test_the_upright_prior_is_about_the_upload_whichever_way_the_service_turns_i
     orbit = client.post("/orbit", files=upload(image), params={**params, "group": "C4"}).json()
     for row in orbit["rows"]:
         assert next(p for p in row["predictions"] if p["model"] == GCNN)["digit"] == upright["digit"] == digit
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 135.0, 200.0])
+def test_every_answer_is_its_first_reading_and_the_flag_is_raised_by_a_listed_reading(
+    client: TestClient, angle: float
+) -> None:
+    files = [("files", (f"{d}.png", png_of(d), "image/png")) for d in range(10)]
+    body = client.post("/classify/batch", files=files, params={"angle": angle})
+    assert body.status_code == 200, body.text
+    for item in body.json()["items"]:
+        gcnn = prediction(item, GCNN)
+        first = gcnn["readings"][0]
+        assert (first["digit"], first["degrees"]) == (gcnn["digit"], gcnn["orientation"]["degrees"])
+        rivals = [r for r in gcnn["readings"][1:] if r["digit"] != gcnn["digit"]]
+        assert gcnn["ambiguous"] == any(r["probability"] >= 0.1 * first["probability"] for r in rivals), gcnn
