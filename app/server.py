@@ -41,6 +41,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 import httptools
@@ -69,6 +70,9 @@ SHUTTING_DOWN = ProblemType("shutting-down", 503, "Shutting down")
 ANSWERED_WHILE_DRAINING = (b"/healthz", b"/metrics")  # a liveness probe must not kill a replica that drains
 DRAIN_READ_BYTES = 1 << 20  # how much of a refused request's body is read before the 503 (see _shutting_down)
 DRAIN_TIMEOUT_S = 20.0  # from SIGTERM to the end of the drain (docs/deploy.md: what it fits in)
+# GuardedProtocol and app.shutdown.DrainingServer build on uvicorn's private internals: the releases they were
+# tested on (pinned in pyproject.toml; tests/app/test_uvicorn_internals.py fails when those internals change)
+TESTED_RELEASES = {"uvicorn": "0.55.", "httptools": "0.9."}
 
 
 class _HeadTooLargeError(Exception):
@@ -322,6 +326,16 @@ class GuardedProtocol(HttpToolsProtocol):
             self.transport.abort()
 
 
+def untested_releases() -> list[str]:
+    """``"<name> <version>"`` for each of uvicorn and httptools installed in a release other than the one tested."""
+    installed = {name: metadata.version(name) for name in TESTED_RELEASES}
+    return [
+        f"{name} {installed[name]}"
+        for name, prefix in TESTED_RELEASES.items()
+        if not installed[name].startswith(prefix)
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default=os.environ.get("UVICORN_HOST", "127.0.0.1"))
@@ -346,6 +360,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if untested := untested_releases():
+        tested = ", ".join(f"{name} {prefix}x" for name, prefix in TESTED_RELEASES.items())
+        sys.exit(f"app.server was tested with {tested}, not {', '.join(untested)}: its limits for slow and hostile "
+                 "clients build on their internals (install the pinned releases: pip install -e .)")  # fmt: skip
     settings = environment_settings()
     config = uvicorn.Config(
         "app.main:app",
