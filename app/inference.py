@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -30,10 +31,11 @@ from typing import Any, ParamSpec, TypeVar
 import torch
 from torch import nn
 
+from app.answers import ModelOutput, predictions
+from app.schemas import OrientationPrior
 from model.checkpoint import load_checkpoint
 from model.groups import get_group
 from model.networks import GroupEquivariantCNN
-from model.orientation import Pose
 
 __all__ = [
     "InferenceEngine",
@@ -42,6 +44,7 @@ __all__ = [
     "TorchWorker",
     "configure_torch",
     "load_models",
+    "run_models",
     "self_test",
 ]
 
@@ -75,19 +78,6 @@ class LoadedModel:
         return str(group) if group is not None else None
 
 
-@dataclass(frozen=True)
-class ModelOutput:
-    """One model's answer for a batch."""
-
-    name: str
-    probabilities: torch.Tensor  # (B, 10), softmax of the logits (for a joint head: the digit marginal)
-    seconds: float  # forward pass + softmax, for the whole batch
-    pose: Pose | None = None  # a G-CNN with a joint head: which way each input is turned (model.orientation)
-
-    def rows(self, index: slice) -> ModelOutput:
-        return ModelOutput(self.name, self.probabilities[index], self.seconds, self.pose and self.pose.rows(index))
-
-
 def configure_torch(threads: int) -> None:
     """Intra-op threads for this process; inter-op parallelism off (one model runs at a time)."""
     torch.set_num_threads(threads)
@@ -115,28 +105,71 @@ def load_models(weights_dir: Path, names: Sequence[str]) -> list[LoadedModel]:
     return models
 
 
+def run_models(models: Sequence[LoadedModel], images: torch.Tensor) -> list[ModelOutput]:
+    """Every model on ``images`` ``(B, 1, 28, 28)`` float32 in [0, 1], as a request runs them (a joint
+    head's pose included); call it on the worker thread."""
+    outputs = []
+    with torch.inference_mode():
+        for model in models:
+            started = time.perf_counter()
+            pose = model.module.forward_pose(images) if model.has_orientation else None  # type: ignore[operator]
+            probabilities = (
+                pose.digit_probabilities.float() if pose is not None else torch.softmax(model.module(images), dim=1)
+            )
+            outputs.append(ModelOutput(model.name, probabilities, time.perf_counter() - started, pose))
+    return outputs
+
+
 def self_test(models: Sequence[LoadedModel]) -> None:
-    """Run every model on a probe batch; RuntimeError unless the outputs are sane.
+    """Run every model on a probe batch and build its answers; RuntimeError unless they are sane.
 
     Checks: shape ``(B, 10)``, finite logits, the same answer for an image alone
     and inside a batch, and for a G-CNN whose group holds a quarter turn, the
     same logits for the probe turned by 90 degrees (exact for these networks):
-    proof that the weights behave as the architecture promises.
+    proof that the weights behave as the architecture promises. Then the answers
+    a request would get, built by :func:`app.answers.predictions` with every
+    orientation prior (a joint head's orientation, readings and upright image
+    included), must hold finite numbers only.
     """
     probe = _probe_images()  # (2, 1, 28, 28)
-    with torch.inference_mode():
-        for model in models:
-            logits = model.module(probe)
-            if logits.shape != (len(probe), 10) or not torch.isfinite(logits).all():
-                raise RuntimeError(f"self-test failed for {model.name}: logits {tuple(logits.shape)}, not finite/10")
-            alone = model.module(probe[:1])
-            if not torch.allclose(alone, logits[:1], atol=1e-4, rtol=1e-4):
-                raise RuntimeError(f"self-test failed for {model.name}: batched and single outputs differ")
-            if model.group is not None and get_group(model.group).rotations % 4 == 0:
-                turned = model.module(torch.rot90(probe, 1, dims=(-2, -1)))
-                if not torch.allclose(turned, logits, atol=1e-3, rtol=1e-3):
-                    raise RuntimeError(f"self-test failed for {model.name}: not invariant to quarter turns")
+    for model in models:
+        _check_logits(model, probe)
+        _check_answers(model, probe)
     logger.info("self-test passed for %s", ", ".join(model.name for model in models))
+
+
+def _check_logits(model: LoadedModel, probe: torch.Tensor) -> None:
+    with torch.inference_mode():
+        logits = model.module(probe)
+        if logits.shape != (len(probe), 10) or not torch.isfinite(logits).all():
+            raise RuntimeError(f"self-test failed for {model.name}: logits {tuple(logits.shape)}, not finite/10")
+        alone = model.module(probe[:1])
+        if not torch.allclose(alone, logits[:1], atol=1e-4, rtol=1e-4):
+            raise RuntimeError(f"self-test failed for {model.name}: batched and single outputs differ")
+        if model.group is not None and get_group(model.group).rotations % 4 == 0:
+            turned = model.module(torch.rot90(probe, 1, dims=(-2, -1)))
+            if not torch.allclose(turned, logits, atol=1e-3, rtol=1e-3):
+                raise RuntimeError(f"self-test failed for {model.name}: not invariant to quarter turns")
+
+
+def _check_answers(model: LoadedModel, probe: torch.Tensor) -> None:
+    outputs = run_models([model], probe)
+    for prior in OrientationPrior:
+        try:
+            answers = [row[0].model_dump() for row in predictions(outputs, prior, probe)]
+        except ValueError as error:  # a schema's bounds refused a number (NaN fails every bound)
+            raise RuntimeError(f"self-test failed for {model.name}: its answer is not valid: {error}") from error
+        if not all(math.isfinite(number) for answer in answers for number in _numbers(answer)):
+            raise RuntimeError(f"self-test failed for {model.name}: its answer holds a number that is not finite")
+
+
+def _numbers(value: object) -> list[float]:
+    """Every number in a JSON-like value (dicts, lists, scalars)."""
+    if isinstance(value, dict):
+        return [number for item in value.values() for number in _numbers(item)]
+    if isinstance(value, list):
+        return [number for item in value for number in _numbers(item)]
+    return [float(value)] if isinstance(value, int | float) else []
 
 
 def _probe_images() -> torch.Tensor:
@@ -197,19 +230,11 @@ class InferenceEngine:
         self._draining: asyncio.Task[None] | None = None
 
     def predict(self, images: torch.Tensor) -> list[ModelOutput]:
-        """Every model on ``images`` ``(B, 1, 28, 28)`` float32 in [0, 1]; call it on the worker thread."""
-        outputs = []
-        with torch.inference_mode():
-            for model in self.models:
-                started = time.perf_counter()
-                pose = model.module.forward_pose(images) if model.has_orientation else None  # type: ignore[operator]
-                probabilities = (
-                    pose.digit_probabilities.float() if pose is not None else torch.softmax(model.module(images), dim=1)
-                )
-                seconds = time.perf_counter() - started
-                outputs.append(ModelOutput(model.name, probabilities, seconds, pose))
-                if self._on_inference is not None:
-                    self._on_inference(model.name, len(images), seconds)
+        """:func:`run_models` with the engine's models; call it on the worker thread."""
+        outputs = run_models(self.models, images)
+        if self._on_inference is not None:
+            for output in outputs:
+                self._on_inference(output.name, len(images), output.seconds)
         return outputs
 
     async def classify(
