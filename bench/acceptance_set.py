@@ -22,15 +22,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import logging
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image
+
+from bench.capture import Capture, canvas, encode, pen, photograph, sizes
 
 __all__ = ["CONDITIONS", "FONTS", "Sample", "available_fonts", "generate", "render"]
 
@@ -38,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 FONT_ROOT = Path("/usr/share/fonts")
 PNG_SIGNATURE = b"\x89PNG"
-_DRAW_SIDE = 1000
 # (Debian package, file under /usr/share/fonts, style): the faces digits are drawn with.
 FONTS: tuple[tuple[str, str, str], ...] = (
     ("fonts-comic-neue", "opentype/comic-neue/ComicNeue-Regular.otf", "handwriting"),
@@ -86,194 +84,32 @@ def available_fonts() -> list[tuple[str, Path, str]]:
     return [(package, FONT_ROOT / path, style) for package, path, style in FONTS if (FONT_ROOT / path).is_file()]
 
 
-# -- drawing the digit ----------------------------------------------------------------------------
-def glyph(digit: int, font: Path, height: int, weight: int) -> Image.Image:
-    """The digit as an ``L`` mask (255 = ink), cropped to its ink, about ``height`` px tall.
-
-    ``weight`` > 0 thickens the strokes by that many px (a bold marker), < 0 thins them (a fine pen).
-    """
-    face = ImageFont.truetype(str(font), size=int(height * 1.4))
-    canvas = Image.new("L", (int(height * 2.2), int(height * 2.2)), 0)
-    ImageDraw.Draw(canvas).text((height * 0.3, height * 0.1), str(digit), fill=255, font=face)
-    for _ in range(abs(weight)):
-        canvas = canvas.filter(ImageFilter.MaxFilter(3) if weight > 0 else ImageFilter.MinFilter(3))
-    box = canvas.getbbox()
-    if box is None:  # thinned away: draw it again without thinning
-        return glyph(digit, font, height, 0)
-    return canvas.crop(box)
-
-
-def _paper(rng: np.random.Generator, size: tuple[int, int], colour: np.ndarray, texture: float) -> np.ndarray:
-    """``(H, W, 3)`` float paper with grain of ``texture`` grey levels."""
-    width, height = size
-    paper = np.ones((height, width, 3)) * colour
-    if texture > 0:
-        grain = rng.normal(0, texture, (height // 2 + 1, width // 2 + 1, 1))
-        grain = np.kron(grain, np.ones((2, 2, 1)))[:height, :width]  # 2 px grain, like fibres
-        paper = paper + grain
-    return paper
-
-
-def _lines(paper: np.ndarray, rng: np.random.Generator, spacing: int, squared: bool) -> None:
-    """Ruled (or squared) paper: thin blue-grey lines every ``spacing`` px, in place."""
-    colour = np.array([150.0, 170.0, 205.0])
-    offset = int(rng.integers(0, spacing))
-    paper[offset::spacing, :] = paper[offset::spacing, :] * 0.45 + colour * 0.55
-    if squared:
-        paper[:, offset::spacing] = paper[:, offset::spacing] * 0.45 + colour * 0.55
-
-
-def _compose(paper: np.ndarray, mask: Image.Image, left: int, top: int, ink: np.ndarray) -> np.ndarray:
-    """Ink laid on paper through an ``L`` mask placed at ``(left, top)`` (clipped at the edges)."""
-    alpha = np.zeros(paper.shape[:2])
-    height, width = paper.shape[:2]
-    m = np.asarray(mask, dtype=np.float64) / 255.0
-    top0, left0 = max(top, 0), max(left, 0)
-    bottom, right = min(top + m.shape[0], height), min(left + m.shape[1], width)
-    if bottom > top0 and right > left0:
-        alpha[top0:bottom, left0:right] = m[top0 - top : bottom - top, left0 - left : right - left]
-    return paper * (1 - alpha[..., None]) + ink * alpha[..., None]
-
-
-def _shadow(image: np.ndarray, rng: np.random.Generator, strength: float) -> np.ndarray:
-    """A light gradient across the sheet, darker towards one side (a hand or phone shadow)."""
-    height, width = image.shape[:2]
-    angle = rng.uniform(0, 2 * math.pi)
-    ys, xs = np.mgrid[0:height, 0:width]
-    ramp = (np.cos(angle) * xs / width + np.sin(angle) * ys / height + 1) / 2  # 0..1
-    return image * (1 - strength * ramp[..., None])
-
-
-def _perspective(image: Image.Image, rng: np.random.Generator, amount: float) -> Image.Image:
-    """A slight keystone: the corners moved inwards by up to ``amount`` of the size."""
-    width, height = image.size
-    jitter = rng.uniform(0, amount, 8) * np.array([width, height] * 4)
-    quad = (
-        jitter[0],
-        jitter[1],
-        jitter[2],
-        height - jitter[3],
-        width - jitter[4],
-        height - jitter[5],
-        width - jitter[6],
-        jitter[7],
-    )
-    return image.transform(image.size, Image.Transform.QUAD, quad, Image.Resampling.BILINEAR)
-
-
-def _specks(image: np.ndarray, rng: np.random.Generator, ink: np.ndarray) -> None:
-    """Dust specks and a pen underline below the digit area, in place."""
-    height, width = image.shape[:2]
-    for _ in range(int(rng.integers(3, 9))):
-        y, x, r = int(rng.integers(0, height)), int(rng.integers(0, width)), int(rng.integers(1, 3))
-        image[max(0, y - r) : y + r, max(0, x - r) : x + r] = ink
-
-
-@dataclass(frozen=True)
-class Capture:
-    """How one condition captures a digit: canvas size, digit size and placement, and the finishing steps."""
-
-    name: str
-    canvas: Callable[[np.random.Generator], tuple[int, int]]
-    digit_fraction: tuple[float, float]  # digit height / canvas height
-    centred: bool = True
-    tight: bool = False  # crop to the digit, strokes touching the frame
-    weight: tuple[int, int] = (-1, 2)  # stroke thinning/thickening range
-    coloured: bool = False
-    texture: float = 2.0
-    ruled: str | None = None  # "lines" | "squares"
-    shadow: float = 0.0
-    blur: float = 0.0
-    jpeg: int | None = 90
-    perspective: float = 0.0
-    lowres: bool = False
-    specks: bool = False
-
-
-def _size(low: int, high: int) -> Callable[[np.random.Generator], tuple[int, int]]:
-    def pick(rng: np.random.Generator) -> tuple[int, int]:
-        side = int(rng.integers(low, high + 1))
-        return side, int(side * rng.uniform(0.8, 1.25))
-
-    return pick
-
-
 CONDITIONS: tuple[Capture, ...] = (
-    Capture("clean", _size(120, 400), (0.4, 0.7)),
-    Capture("off-centre, small", _size(300, 600), (0.12, 0.25), centred=False),
-    Capture("tight crop, bold", _size(48, 96), (1.0, 1.0), tight=True, weight=(2, 5), texture=0.0, jpeg=None),
-    Capture("coloured pen and paper", _size(150, 400), (0.35, 0.7), coloured=True),
-    Capture("textured paper", _size(150, 400), (0.3, 0.6), texture=9.0),
-    Capture("ruled paper", _size(200, 450), (0.3, 0.6), ruled="lines"),
-    Capture("squared paper", _size(200, 450), (0.3, 0.6), ruled="squares"),
-    Capture("shadow and gradient", _size(200, 500), (0.3, 0.6), shadow=0.55),
-    Capture("blurred", _size(150, 400), (0.35, 0.6), blur=2.5),
-    Capture("heavy JPEG", _size(150, 400), (0.35, 0.6), jpeg=12),
-    Capture("slight perspective", _size(200, 450), (0.3, 0.55), perspective=0.12),
+    Capture("clean", sizes(120, 400), (0.4, 0.7)),
+    Capture("off-centre, small", sizes(300, 600), (0.12, 0.25), centred=False),
+    Capture("tight crop, bold", sizes(48, 96), (1.0, 1.0), tight=True, weight=(2, 5), texture=0.0, jpeg=None),
+    Capture("coloured pen and paper", sizes(150, 400), (0.35, 0.7), coloured=True),
+    Capture("textured paper", sizes(150, 400), (0.3, 0.6), texture=9.0),
+    Capture("ruled paper", sizes(200, 450), (0.3, 0.6), ruled="lines"),
+    Capture("squared paper", sizes(200, 450), (0.3, 0.6), ruled="squares"),
+    Capture("shadow and gradient", sizes(200, 500), (0.3, 0.6), shadow=0.55),
+    Capture("blurred", sizes(150, 400), (0.35, 0.6), blur=2.5),
+    Capture("heavy JPEG", sizes(150, 400), (0.35, 0.6), jpeg=12),
+    Capture("slight perspective", sizes(200, 450), (0.3, 0.55), perspective=0.12),
     # an 8-16 px scan of a pen digit: its strokes a pixel wide there (a thin pen at the drawing size faded out)
-    Capture("low-resolution scan", _size(8, 16), (0.6, 0.85), weight=(1, 3), lowres=True, texture=0.0, jpeg=None),
-    Capture("phone photo size", _size(1500, 3000), (0.15, 0.4), centred=False, texture=4.0, shadow=0.25),
-    Capture("specks and underline", _size(200, 450), (0.3, 0.55), specks=True),
+    Capture("low-resolution scan", sizes(8, 16), (0.6, 0.85), weight=(1, 3), lowres=True, texture=0.0, jpeg=None),
+    Capture("phone photo size", sizes(1500, 3000), (0.15, 0.4), centred=False, texture=4.0, shadow=0.25),
+    Capture("specks and underline", sizes(200, 450), (0.3, 0.55), specks=True),
 )
 
 
 def render(rng: np.random.Generator, digit: int, font: Path, capture: Capture, rotation: float) -> bytes:
-    """One image: ``digit`` in ``font`` under ``capture``, turned counter-clockwise by ``rotation``; PNG or JPEG.
-
-    Canvases over :data:`_DRAW_SIDE` px (phone-photo sizes) are drawn at that size and enlarged at the end,
-    as a phone's optics and processing leave them: smooth at the pixel level."""
-    width, height = capture.canvas(rng)
-    full_size = (width, height)
-    if max(width, height) > _DRAW_SIDE:
-        scale = _DRAW_SIDE / max(width, height)
-        width, height = round(width * scale), round(height * scale)
-    work_height = 160 if not capture.lowres else 96
-    mask = glyph(digit, font, work_height, int(rng.integers(capture.weight[0], capture.weight[1] + 1)))
+    """One image: ``digit`` in ``font`` under ``capture``, turned counter-clockwise by ``rotation``; PNG or JPEG
+    (the capture simulation is :mod:`bench.capture`'s)."""
+    full_size, size = canvas(rng, capture)
+    mask = pen(rng, digit, font, capture)
     mask = mask.rotate(rotation, resample=Image.Resampling.BICUBIC, expand=True)  # PIL: counter-clockwise
-    ink = np.array([20.0, 22.0, 30.0]) + rng.uniform(0, 35)
-    paper_colour = np.array([242.0, 240.0, 233.0]) - rng.uniform(0, 18)
-    if capture.coloured:
-        ink = rng.choice([[25.0, 45.0, 160.0], [170.0, 30.0, 35.0], [30.0, 110.0, 50.0], [90.0, 40.0, 130.0]])
-        paper_colour = rng.choice([[250.0, 235.0, 150.0], [200.0, 225.0, 245.0], [240.0, 205.0, 215.0], [230.0] * 3])
-    if capture.tight or capture.lowres:
-        scale = height / max(mask.size) * (1.0 if capture.tight else rng.uniform(*capture.digit_fraction))
-        mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.LANCZOS)
-        if capture.tight:
-            width, height = mask.size
-    else:
-        scale = height * rng.uniform(*capture.digit_fraction) / mask.height
-        mask = mask.resize((max(1, round(mask.width * scale)), max(1, round(mask.height * scale))), Image.LANCZOS)
-    paper = _paper(rng, (width, height), paper_colour, capture.texture)
-    if capture.ruled:
-        _lines(paper, rng, max(6, height // int(rng.integers(6, 12))), capture.ruled == "squares")
-    if capture.centred or capture.tight:
-        left, top = (width - mask.width) // 2, (height - mask.height) // 2
-    else:
-        left = int(rng.integers(0, max(1, width - mask.width)))
-        top = int(rng.integers(0, max(1, height - mask.height)))
-    if capture.specks:
-        underline_y = min(height - 2, top + mask.height + int(height * 0.05))
-        paper[underline_y : underline_y + max(2, height // 80), left : left + mask.width] = ink
-        _specks(paper, rng, ink)
-    image = _compose(paper, mask, left, top, ink)
-    if capture.shadow:
-        image = _shadow(image, rng, capture.shadow * rng.uniform(0.6, 1.0))
-    picture = Image.fromarray(np.clip(image, 0, 255).astype(np.uint8))
-    if capture.perspective:
-        picture = _perspective(picture, rng, capture.perspective)
-    if capture.blur:
-        picture = picture.filter(ImageFilter.GaussianBlur(capture.blur * rng.uniform(0.5, 1.0)))
-    if picture.size != full_size and not capture.tight:
-        picture = picture.resize(full_size, Image.Resampling.BICUBIC)
-    if capture.lowres:  # scanned tiny, then enlarged by whoever sends it
-        factor = int(rng.integers(4, 10))
-        picture = picture.convert("L").resize((width * factor, height * factor), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    if capture.jpeg is not None:
-        picture.save(buffer, "JPEG", quality=capture.jpeg)
-    else:
-        picture.save(buffer, "PNG")
-    return buffer.getvalue()
+    return encode(photograph(rng, mask, capture, full_size, size), capture.jpeg)
 
 
 def generate(out: Path, *, per_cell: int = 8, seed: int = 0) -> list[Sample]:
@@ -284,7 +120,7 @@ def generate(out: Path, *, per_cell: int = 8, seed: int = 0) -> list[Sample]:
         raise RuntimeError(f"none of the fonts of bench.acceptance_set.FONTS is under {FONT_ROOT}")
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
-    samples = []
+    samples: list[Sample] = []
     for capture in CONDITIONS:
         for digit in range(10):
             for turned in (False, True):
