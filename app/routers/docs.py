@@ -7,6 +7,9 @@ Swagger UI 5 build, which renders OpenAPI 3.1) and are mounted at /docs-assets.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -16,6 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from app.middleware import content_security_policy
+
 __all__ = ["ASSETS_DIR", "ASSETS_URL", "for_swagger_ui", "router"]
 
 router = APIRouter(include_in_schema=False)
@@ -24,16 +29,25 @@ ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))
 
 
-@router.get("/docs")
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+@router.api_route("/docs", methods=["GET", "HEAD"])
 async def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI's page; its one inline script (the start-up call) is allowed by its hash, nothing else inline."""
     root = request.scope.get("root_path", "").rstrip("/")
-    return get_swagger_ui_html(
+    page = get_swagger_ui_html(
         openapi_url=f"{root}{request.app.openapi_url}",
         title=f"{request.app.title} - Swagger UI",
         swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
         swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
         swagger_favicon_url=f"{root}{ASSETS_URL}/favicon-32x32.png",
     )
+    digests = [
+        base64.b64encode(hashlib.sha256(script).digest()).decode() for script in _INLINE_SCRIPT.findall(page.body)
+    ]
+    page.headers["Content-Security-Policy"] = content_security_policy(*digests)
+    return page
 
 
 def for_swagger_ui(openapi: dict[str, Any]) -> dict[str, Any]:

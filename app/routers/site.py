@@ -18,7 +18,7 @@ router = APIRouter(include_in_schema=False)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def index() -> FileResponse:
     page = STATIC_DIR / "index.html"
     if not page.is_file():
@@ -26,7 +26,7 @@ async def index() -> FileResponse:
     return FileResponse(page, media_type="text/html")
 
 
-@router.get("/evaluation/accuracy_vs_angle.png")
+@router.api_route("/evaluation/accuracy_vs_angle.png", methods=["GET", "HEAD"])
 async def accuracy_plot(settings: SettingsDep) -> FileResponse:
     plot = settings.weights_dir / "accuracy_vs_angle.png"
     if not plot.is_file():

@@ -17,6 +17,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def _seen_image(page: object) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("L"))
 
 
-def _orbit(page: object, order: int) -> list[dict[str, object]]:
+def _orbit(page: object, order: int) -> list[dict[str, Any]]:
     """The orbit grid's cells (label and per-model digits) once it shows ``order`` of them."""
     page.wait_for_function(  # type: ignore[attr-defined]
         f"() => document.querySelector('#orbit').dataset.state === 'done'"
@@ -204,8 +205,11 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         turned = _answers(page)
         assert turned["gcnn_c8_pose"] == 7, "an exact quarter turn must not change the G-CNN's answer"
         # equivariance you can see: the orientation estimate moved by the element's angle
+        # An exact quarter turn permutes pixels, and C8 holds it: the estimate moves by 90 degrees up to the
+        # 0.01-degree rounding of each of the two answers (like the orbit's quarter turns above).
         moved = turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
-        assert abs(moved - 90.0) <= 22.5, f"after a quarter turn the estimate moved by {moved} degrees"
+        logger.info("after a quarter turn the estimate moved by %.4f degrees", moved)
+        assert abs(moved - 90.0) <= 0.02, f"after a quarter turn the estimate moved by {moved} degrees"
         assert page.get_attribute('#predictions [data-model="gcnn_c8_pose"] .upright', "src").startswith("data:")
         assert "90°" in page.inner_text("#transform-label")
         assert page.get_attribute("#elements button[data-element='2']", "aria-pressed") == "true"
@@ -358,5 +362,50 @@ def test_swagger_try_it_out_with_only_a_picture_answers_200(service: str, browse
         shown = block.locator(".live-responses-table tbody .response-col_status").first
         assert shown.inner_text().strip() == "200"
         assert log.errors() == [], f"browser errors: {log.errors()}"
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/docs"])
+def test_pages_run_under_the_policy_that_refuses_injected_scripts_and_framing(
+    service: str, browser: object, path: str
+) -> None:
+    """The page is served with its Content-Security-Policy and works under it (no console error); a script
+    injected into it is refused, and a page of another origin that frames it gets nothing."""
+    context = browser.new_context()  # type: ignore[attr-defined]
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    log = PageLog(page)
+    try:
+        response = page.goto(f"{service}{path}")
+        policy = response.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and response.headers["x-frame-options"] == "DENY"
+        page.wait_for_selector("body[data-ready=true]" if path == "/" else ".opblock-summary-path")
+        assert log.errors() == [], f"browser errors under the policy: {log.errors()}"
+
+        page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = 'window.injected = true'; document.head.append(s); }"""
+        )
+        assert page.evaluate("() => window.injected") is None
+        assert any("Content Security Policy" in error for error in log.errors()), log.errors()
+
+        # Another origin frames the page, and (the control) a page of the service's origin that has no policy:
+        # Chromium shows its error page in place of the first only.
+        framer = context.new_page()
+        control = f"{service}/unprotected-control"
+        framer.route(control, lambda route: route.fulfill(content_type="text/html", body="<p>framed</p>"))
+        framer.route(
+            "http://framer.invalid/",
+            lambda route: route.fulfill(
+                content_type="text/html",
+                body=f'<iframe src="{service}{path}"></iframe><iframe src="{control}"></iframe>',
+            ),
+        )
+        framer.goto("http://framer.invalid/")
+        framer.wait_for_function("() => [...document.querySelectorAll('iframe')].every((f) => f.contentWindow)")
+        framer.wait_for_load_state("load")
+        children = [frame.url for frame in framer.frames[1:]]
+        assert sorted(children) == sorted(["chrome-error://chromewebdata/", control]), children
     finally:
         context.close()
