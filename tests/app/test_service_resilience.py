@@ -6,20 +6,31 @@ import asyncio
 import io
 import json
 import logging
+import os
+import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import encode, mnist_like, png_of, upload
 from fastapi.testclient import TestClient
 from PIL import Image
+from rogue_decoder import ROGUE_DECODER
 from starlette.requests import ClientDisconnect
 
 from app.admission import Admission
 from app.dependencies import get_engine
 from app.disconnect import unless_disconnected
-from app.errors import CorruptImageError, DecodeBudgetError, ImageTooLargeError, NotAnImageError
+from app.errors import (
+    CorruptImageError,
+    DecodeBudgetError,
+    ImageTooLargeError,
+    NotAnImageError,
+    ServiceOverloadedError,
+)
 from app.imaging import MAX_JPEG_SCANS, open_image
 from app.logs import RequestIdFilter
 from app.main import create_app
@@ -127,6 +138,92 @@ def test_decode_pool_kills_and_replaces_a_process_past_its_budget() -> None:
     assert run(scenario()) == (1, (28, 28))
 
 
+def rogue_decoders() -> list[int]:
+    """The process ids of this test process's live children that run ``rogue_decoder.py``."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        state, parent = stat.rsplit(")", 1)[1].split()[:2]
+        if int(parent) == os.getpid() and state != "Z" and ROGUE_DECODER[1].encode() in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.parametrize("stall", ["never-reads", "after-header", "mid-payload"])
+def test_the_decode_budget_bounds_the_whole_exchange_not_just_the_first_reply_byte(stall: str) -> None:
+    budget_s = 0.5
+
+    async def scenario() -> tuple[float, tuple[int, ...], int, int, int]:
+        pool = DecodePool(1, budget_s, 1 << 30, command=ROGUE_DECODER)
+        pool.start()
+        try:
+            await pool.run("model_input", b"digit", 10**8, "answer")  # started: the budget alone counts below
+            upload, started = bytes(1 << 20), time.monotonic()  # more than a pipe holds: unread, it blocks the write
+            with pytest.raises(DecodeBudgetError):
+                await asyncio.wait_for(pool.run("model_input", upload, 10**8, stall), 10 * budget_s)
+            seconds = time.monotonic() - started
+            # one process and one thread: this call is answered only if the stalled ones were freed
+            shape = (await asyncio.wait_for(pool.run("model_input", b"digit", 10**8, "answer"), 10.0)).shape
+            return seconds, shape, pool.overruns, pool.busy, len(rogue_decoders())
+        finally:
+            pool.close()
+
+    seconds, shape, overruns, busy, running = run(scenario())  # type: ignore[misc]
+    assert budget_s <= seconds < budget_s + STARTUP_S
+    assert (shape, overruns, busy, running) == ((28, 28), 1, 0, 1)
+    assert rogue_decoders() == []
+
+
+@dataclass(frozen=True)
+class ClosedMidCall:
+    """What a pool closed while a call was in flight left behind."""
+
+    error: BaseException
+    busy_after_close: int
+    busy_after_call: int
+    running_after_call: list[int]
+
+
+@pytest.fixture(scope="module")
+def closed_mid_call() -> ClosedMidCall:
+    async def scenario() -> ClosedMidCall:
+        pool = DecodePool(2, 30.0, 1 << 30, command=ROGUE_DECODER)
+        pool.start()
+        call = asyncio.ensure_future(pool.run("model_input", b"digit", 10**8, "after-header"))
+        while pool.busy < 1:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(STARTUP_S)  # the header is sent, the payload never comes
+        pool.close()
+        busy_after_close = pool.busy
+        error = (await asyncio.gather(asyncio.wait_for(call, 10.0), return_exceptions=True))[0]
+        await asyncio.sleep(0.2)  # a process started after close would have started by now
+        return ClosedMidCall(error, busy_after_close, pool.busy, rogue_decoders())
+
+    try:
+        return run(scenario())  # type: ignore[return-value]
+    finally:
+        for pid in rogue_decoders():  # what the pool left running: its own children, ended by their ids
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
+def test_closing_the_pool_mid_call_does_not_blame_the_upload(closed_mid_call: ClosedMidCall) -> None:
+    assert isinstance(closed_mid_call.error, ServiceOverloadedError), repr(closed_mid_call.error)
+    assert "stopping" in str(closed_mid_call.error)
+
+
+def test_closing_the_pool_mid_call_leaves_no_decode_process_running(closed_mid_call: ClosedMidCall) -> None:
+    assert closed_mid_call.running_after_call == []
+
+
+def test_closing_the_pool_mid_call_leaves_none_busy(closed_mid_call: ClosedMidCall) -> None:
+    assert (closed_mid_call.busy_after_close, closed_mid_call.busy_after_call) == (0, 0)
+
+
 def test_decode_pool_stops_the_work_of_a_cancelled_call() -> None:
     async def scenario() -> int:
         pool = DecodePool(1, 30.0, 1 << 30)
@@ -188,20 +285,19 @@ def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
 def test_a_decode_reply_that_is_not_an_image_array_is_refused_and_the_process_replaced(
     reply: tuple[dict, bytes],
 ) -> None:
-    async def scenario() -> int:
-        pool = DecodePool(1, 5.0, 1 << 30)
+    async def scenario() -> tuple[int, int]:
+        pool = DecodePool(1, 5.0, 1 << 30, command=ROGUE_DECODER)  # as a subverted decoder
         pool.start()
         try:
             (process,) = pool._all
-            process.exchange = lambda *args: reply  # type: ignore[method-assign]  # as a subverted decoder
             with pytest.raises(CorruptImageError):
-                await pool.run("model_input", png_of(7), 10**8, "auto")
-            assert (await pool.run("model_input", png_of(7), 10**8, "auto")).shape == (28, 28)  # a fresh one
-            return pool.overruns
+                await pool.run("model_input", png_of(7), 10**8, "reply", json.dumps(reply[0]), reply[1].hex())
+            assert (await pool.run("model_input", png_of(7), 10**8, "answer")).shape == (28, 28)  # a fresh one
+            return pool.overruns, process.process.returncode
         finally:
             pool.close()
 
-    assert run(scenario()) == 1
+    assert run(scenario()) == (1, -signal.SIGKILL)
 
 
 def test_decode_pool_bounds_memory() -> None:
