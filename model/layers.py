@@ -109,9 +109,10 @@ class _ExpandedConv2d(CachingModule):
     def forward_fused(self, x: torch.Tensor, norm: GroupBatchNorm) -> torch.Tensor:
         """``relu(norm(self(x)))`` for inference (no autograd), on flat maps:
         ``(B, I*N_in, H, W)`` -> ``(B, O*|G|, H', W')`` (channels-last), with
-        the eval-mode ``norm`` folded into the bank (see the module docstring)."""
-        if torch.is_grad_enabled() or self.training or norm.training:
-            raise RuntimeError("forward_fused is for inference: eval mode and no autograd")
+        the eval-mode ``norm`` folded into the bank (see the module docstring). This
+        layer's own mode does not matter: a convolution computes the same in both."""
+        if torch.is_grad_enabled() or norm.training:
+            raise RuntimeError("forward_fused is for inference: an eval-mode batch norm and no autograd")
         if x.dim() != 4 or x.shape[1] != self.in_channels * self.in_group_size:
             raise ValueError(f"expected (B, {self.in_channels * self.in_group_size}, H, W), got {tuple(x.shape)}")
         if not self.cache_kernels:
