@@ -27,7 +27,7 @@ from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestCont
 from app.problems import add_problem_schemas, install_problem_handlers
 from app.routers import catalog, classify, docs, health, orbit, rotate, site
 from app.sandbox import DecodePool
-from app.settings import Settings, get_settings
+from app.settings import Settings, environment_settings, get_settings
 from model.checkpoint import CheckpointError
 
 __all__ = ["app", "create_app"]
@@ -140,7 +140,8 @@ def create_app() -> FastAPI:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = docs.for_swagger_ui(add_problem_schemas(schema))
+            settings = getattr(app.state, "settings", None) or environment_settings()  # the lifespan's, once it ran
+            app.openapi_schema = docs.describe_uploads(docs.for_swagger_ui(add_problem_schemas(schema)), settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

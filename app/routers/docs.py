@@ -20,8 +20,9 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
 from app.middleware import content_security_policy
+from app.settings import Settings
 
-__all__ = ["ASSETS_DIR", "ASSETS_URL", "for_swagger_ui", "router"]
+__all__ = ["ASSETS_DIR", "ASSETS_URL", "describe_uploads", "for_swagger_ui", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,23 +58,33 @@ def for_swagger_ui(openapi: dict[str, Any]) -> dict[str, Any]:
     optional parameters that exclude each other (``angle`` and ``group`` with
     ``element``) made a request that is always refused: an optional parameter's
     examples move into its description, and the form starts from the defaults.
-    And it offers a file chooser only for ``format: binary`` (OpenAPI 3.0 style):
-    FastAPI's 3.1 ``contentMediaType`` alone gives an array of files as text
-    boxes. Every file part also gets ``minLength: 1``: the service refuses an
-    empty file (422), so the document says so.
     """
     for operation in _operations(openapi):
         for parameter in operation.get("parameters", []):
             if not parameter.get("required") and "examples" in parameter:
                 _examples_into_description(parameter)
+    return openapi
+
+
+def describe_uploads(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Say in the document which files the service takes: 1 to GCNN_MAX_UPLOAD_BYTES bytes each, 1 to
+    GCNN_MAX_BATCH of them in a list.
+
+    Each file part also gets ``format: binary`` (OpenAPI 3.0 style) beside FastAPI's 3.1
+    ``contentMediaType``: Swagger UI offers a file chooser for the items of an array
+    only then (with ``contentMediaType`` alone, an array of files is text boxes).
+    """
     schemas = openapi.get("components", {}).get("schemas", {})
     for operation in _operations(openapi):
         form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
         body = schemas.get(form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1], {})
         for field in body.get("properties", {}).values():
             part = field.get("items", field)
-            if "contentMediaType" in part:
-                part.update(format="binary", minLength=1)
+            if "contentMediaType" not in part:
+                continue
+            part.update(format="binary", minLength=1, maxLength=settings.max_upload_bytes)
+            if part is not field:
+                field.update(minItems=1, maxItems=settings.max_batch)
     return openapi
 
 
