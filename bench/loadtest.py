@@ -15,8 +15,18 @@ percentiles, errors, 5xx, and the server's RSS (sampled every 100 ms).
 Only loopback addresses are ever targeted, every loop is bounded, and the
 server it started is stopped on exit.
 
+With ``--docker IMAGE`` the server is the container image instead, run with
+``--cpus`` and ``--memory`` limits (host networking, loopback port) and the
+torch threads and decode processes the Kubernetes manifests derive from the
+CPU limit; RSS and CPU are then those of the container's processes. ``--plan``
+turns the saturated rate into replicas for given loads, at the CPU target of
+the HorizontalPodAutoscaler in deploy/kubernetes/hpa.yaml (arithmetic, printed
+as such).
+
     python -m bench.loadtest                    # 10 s per scenario, 60 s soak at concurrency 32
     python -m bench.loadtest --seconds 3 --soak-seconds 0 --concurrency 1 8
+    python -m bench.loadtest --docker equivariant-digits:smoke --cpus 1 --concurrency 8 32 --soak-seconds 0 \\
+        --plan 1000 10000                       # one replica's capacity (docs/deploy.md)
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import asyncio
 import io
 import ipaddress
 import json
+import math
 import os
 import resource
 import shutil
@@ -101,6 +112,34 @@ def stop_server(server: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
+
+
+@dataclass
+class Container:
+    """The service in a container started by :func:`start_container`."""
+
+    name: str
+    pid: int  # the server's process id on this host (the container's first process)
+
+
+def start_container(image: str, port: int, cpus: float, memory: str, env: dict[str, str]) -> Container:
+    """``docker run`` of ``image`` on 127.0.0.1:``port`` (host networking) within ``cpus`` and ``memory``.
+
+    Torch threads, OpenMP threads and decode processes are the CPU limit rounded up, as
+    deploy/kubernetes/deployment.yaml sets them (``env`` overrides).
+    """
+    name, cores = f"bench-loadtest-{os.getpid()}-{port}", str(math.ceil(cpus))
+    settings = {"GCNN_TORCH_THREADS": cores, "OMP_NUM_THREADS": cores, "GCNN_DECODE_PROCESSES": cores, **env}
+    settings |= {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
+    command = ["docker", "run", "-d", "--name", name, "--network", "host", "--cpus", f"{cpus:g}", "--memory", memory]
+    command += [option for key, value in settings.items() for option in ("-e", f"{key}={value}")]
+    subprocess.run([*command, image], check=True, capture_output=True, timeout=120)
+    inspect = ["docker", "inspect", "-f", "{{.State.Pid}}", name]
+    return Container(name, int(subprocess.run(inspect, check=True, capture_output=True, text=True).stdout))
+
+
+def stop_container(container: Container) -> None:
+    subprocess.run(["docker", "rm", "-f", container.name], capture_output=True, timeout=120)
 
 
 def wait_ready(base_url: str, server: subprocess.Popen[bytes] | None) -> dict:
@@ -395,7 +434,7 @@ def targets_table(results: Sequence[Result], bound: float | None = None) -> str:
         matches = [r for r in results if r.scenario.upload == upload and r.scenario.concurrency == concurrency]
         return max(matches, key=lambda r: r.wall_seconds) if matches else None
 
-    rows = []
+    rows: list[tuple[str, str, bool | None]] = []
     if (r := find("28x28", 1)) is not None:
         rows.append(("p50 at concurrency 1 (28x28) <= 8 ms", f"{r.percentile(50):.2f} ms", r.percentile(50) <= 8))
     for concurrency in (8, 32):
@@ -421,6 +460,40 @@ def targets_table(results: Sequence[Result], bound: float | None = None) -> str:
     return "\n".join(lines)
 
 
+def hpa_target(path: Path = Path("deploy/kubernetes/hpa.yaml")) -> float:
+    """The CPU utilisation (of the CPU request) the HorizontalPodAutoscaler keeps, as a fraction."""
+    import yaml  # a dev dependency (kubernetes-validate's): only --plan needs it
+
+    (metric,) = yaml.safe_load(path.read_text())["spec"]["metrics"]
+    return float(metric["resource"]["target"]["averageUtilization"]) / 100
+
+
+def plan_table(results: Sequence[Result], cpus: float, loads: Sequence[float], target: float) -> str:
+    """Replicas for each of ``loads`` requests/s (28x28 digits), from the most loaded run: arithmetic.
+
+    CPU use is taken to grow in proportion to the request rate, so a replica that the
+    autoscaler holds at ``target`` of its ``cpus`` serves ``rate * target * cpus / cpu used``.
+    """
+    runs = [r for r in results if r.scenario.upload == "28x28"]
+    if not runs:
+        return "plan: needs a 28x28 run"
+    top = max(runs, key=lambda r: (r.scenario.concurrency, r.wall_seconds))
+    saturation = top.server_cpu / cpus  # the utilisation the autoscaler sees at that rate
+    per_replica = top.rate * min(1.0, target / saturation)
+    lines = [
+        f"plan (arithmetic from the measured {top.rate:.0f} req/s at concurrency {top.scenario.concurrency}, "
+        f"{top.server_cpu:.2f} CPUs used of {cpus:g} = {saturation:.0%} utilisation; HPA target {target:.0%}):",
+        f"  one replica at the target: {per_replica:.0f} req/s",
+    ]
+    if saturation <= target:
+        lines.append(
+            f"  NOTE: saturated at {saturation:.0%} utilisation, at or below the target: the HPA would not scale"
+        )
+    for load in loads:
+        lines.append(f"  {load:>8.0f} req/s: {math.ceil(load / per_replica)} replicas")
+    return "\n".join(lines)
+
+
 # -- main ----------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -433,7 +506,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client", choices=["auto", "wrk", "httpx"], default="auto", help="auto: wrk if installed")
     parser.add_argument("--env", nargs="*", default=[], metavar="KEY=VALUE", help="extra server environment")
     parser.add_argument("--json", type=Path, default=None, help="also write the raw numbers here")
+    parser.add_argument("--docker", metavar="IMAGE", default=None, help="serve from this container image instead")
+    parser.add_argument("--cpus", type=float, default=2.0, help="with --docker: docker run --cpus")
+    parser.add_argument("--memory", default="1536m", help="with --docker: docker run --memory")
+    parser.add_argument("--plan", type=float, nargs="*", default=[], metavar="REQ_PER_S", help="replicas for these")
     args = parser.parse_args(argv)
+    if args.docker is not None and args.url is not None:
+        parser.error("--docker starts its own server: leave out --url")
+    if not 0 < args.cpus <= 64:
+        parser.error("--cpus must be in (0, 64]")
     if args.seconds <= 0 or args.seconds > 600 or args.soak_seconds < 0 or args.soak_seconds > 600:
         parser.error("--seconds must be in (0, 600] and --soak-seconds in [0, 600]")
     if not 1 <= args.max_requests <= 1_000_000 or not all(1 <= c <= 256 for c in args.concurrency):
@@ -484,18 +565,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     plan = scenarios(args)
     client = args.client if args.client != "auto" else ("wrk" if shutil.which("wrk") else "httpx")
     with tempfile.TemporaryDirectory(prefix="loadtest-") as tmp:
-        server = None
-        if args.url is None:
+        server, container, server_pid, origin = None, None, None, "already running"
+        if args.url is not None:
+            base_url = check_loopback(args.url)
+        else:
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
-            server = start_server(port, Path(tmp) / "server.log", env)
-        else:
-            base_url = check_loopback(args.url)
+            if args.docker is None:
+                server, origin = start_server(port, Path(tmp) / "server.log", env), "started here: python -m app.server"
+                server_pid = server.pid
+            else:
+                container = start_container(args.docker, port, args.cpus, args.memory, env)
+                server_pid, origin = (
+                    container.pid,
+                    f"docker run {args.docker} --cpus {args.cpus:g} --memory {args.memory}",
+                )
         try:
             ready = wait_ready(base_url, server)
             bodies = (len(digit_png()), len(photo_png()))
-            print(f"server: {base_url} ({'started here: python -m app.server' if server else 'already running'}), "
-                  f"models {ready.get('models')}, {ready.get('torch_threads')} torch threads")  # fmt: skip
+            threads = ready.get("torch_threads")
+            print(f"server: {base_url} ({origin}), models {ready.get('models')}, {threads} torch threads")
             description = "wrk, 1 thread" if client == "wrk" else "one asyncio process (httpx)"
             print(f"client: {description}; uploads {bodies[0]} B (28x28) and {bodies[1]} B (300x300)")
             print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
@@ -503,21 +592,27 @@ def main(argv: Sequence[str] | None = None) -> None:
 
             models = ready.get("models") or list(Settings().models)
             per_core, cores = compute_bound(models)
+            cores = min(cores, args.cpus) if container else cores
             bound = per_core * cores
             print(
                 f"compute bound: {per_core:.0f} images/s per core for {', '.join(models)} "
-                f"(one thread, batch 8, timed in this process before the load) x {cores:.0f} cores = {bound:.0f}/s"
+                f"(one thread, batch 8, timed in this process before the load) x {cores:g} cores = {bound:.0f}/s"
             )
-            results = measure(base_url, server.pid if server else None, plan, client, Path(tmp))
+            results = measure(base_url, server_pid, plan, client, Path(tmp))
         finally:
             if server is not None:
                 stop_server(server)
+            if container is not None:
+                stop_container(container)
     print()
     print(results_table(results))
     if any(r.capped for r in results):
         print("* stopped by --max-requests: req/s is a lower bound")
     print()
     print(targets_table(results, bound))
+    if args.plan:
+        print()
+        print(plan_table(results, args.cpus if container else cores, args.plan, hpa_target()))
     print(f"\nload average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -145,5 +145,6 @@ def assert_drained(clients: Sequence[Client], readiness: Readiness, signalled: f
     first_503 = next((t for t, status, _ in readiness if status == 503), None)
     assert first_503 is not None and first_503 < READY_WITHIN_S, readiness[:10]
     assert all(kind == "shutting-down" for _, status, kind in readiness if status == 503), readiness
-    assert all(status != 200 for _, status, _ in readiness), f"/readyz answered 200 after the signal: {readiness}"
+    # from the first 503 on, never ready again (with `docker stop` the signal arrives some ms after the command)
+    assert all(status != 200 for t, status, _ in readiness if t > first_503), f"ready again: {readiness}"
     return summary
