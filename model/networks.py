@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.antialias import ACTIVATIONS, SUBSAMPLINGS, activation, subsample
 from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
 from model.groups import get_group
 from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
@@ -63,6 +64,8 @@ class GCNNConfig(CNNConfig):
     pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
     pose_trains_features: bool = True  # joint head only: whether the pose loss trains the convolutions too
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
+    subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 max pool) or "blur" (see model.antialias)
+    nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -93,11 +96,17 @@ class BaselineCNN(CachingModule):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if can_fuse(self, self.norms):
             return self._forward_features_fused(x)
+        return self.layer_outputs(x)[-1]
+
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output ``(B, C, H, W)`` (conv, norm, ReLU, pooling), on the layer-by-layer path."""
+        outputs = []
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             x = F.relu(norm(conv(x)))  # (B, C, H, W)
             if index in self.config.pool_after:
                 x = F.max_pool2d(x, 2)
-        return x
+            outputs.append(x)
+        return outputs
 
     def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
         for index, cache in enumerate(self._fused):
@@ -137,6 +146,8 @@ class GroupEquivariantCNN(CachingModule):
         self.register_buffer("blur", gaussian_kernel(config.input_blur), persistent=False)  # (1, 1, k, k)
         if config.head not in ("invariant", "joint"):
             raise ValueError(f"head must be 'invariant' or 'joint', got {config.head!r}")
+        if config.subsample not in SUBSAMPLINGS or config.nonlinearity not in ACTIVATIONS:
+            raise ValueError(f"subsample must be one of {SUBSAMPLINGS} and nonlinearity one of {ACTIVATIONS}")
         self.group_pool = GroupPool(config.group_pool)
         self.head: nn.Module = (
             JointHead(
@@ -153,13 +164,20 @@ class GroupEquivariantCNN(CachingModule):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')``."""
         x = self.low_pass(x)
-        if can_fuse(self, self.norms):
+        if can_fuse(self, self.norms) and self.config.nonlinearity == "relu":
             return self._forward_features_fused(x)
+        return self.layer_outputs(x)[-1]
+
+    def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every block's output ``(B, C, |G|, H, W)`` (conv, norm, nonlinearity, pooling), on the
+        layer-by-layer path; ``x`` is the input after :meth:`low_pass`."""
+        outputs = []
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
-            x = F.relu(norm(conv(x)))  # (B, C, G, H, W)
-            if index in self.config.pool_after:
-                x = F.max_pool2d(x.flatten(1, 2), 2).unflatten(1, x.shape[1:3])  # space only, never the group axis
-        return x
+            x = activation(norm(conv(x)), self.config.nonlinearity)  # (B, C, G, H, W)
+            if index in self.config.pool_after:  # space only, never the group axis
+                x = subsample(x.flatten(1, 2), self.config.subsample).unflatten(1, x.shape[1:3])
+            outputs.append(x)
+        return outputs
 
     def low_pass(self, x: torch.Tensor) -> torch.Tensor:
         """The input blurred by ``config.input_blur`` (each channel alone; symmetric, so equivariant to D_4)."""
@@ -177,7 +195,7 @@ class GroupEquivariantCNN(CachingModule):
             conv, norm = cast(LiftingConv2d | GroupConv2d, conv), cast(GroupBatchNorm, norm)
             x = conv.forward_fused(x, norm)  # (B, C*G, H, W), channels-last: relu(norm(conv(x)))
             if index in self.config.pool_after:
-                x = F.max_pool2d(x, 2)  # space only: the group axis is folded into channels
+                x = subsample(x, self.config.subsample)  # space only: the group axis is folded into channels
         return x.unflatten(1, (self.config.hidden_channels, self.group.order))  # (B, C, G, H, W)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:

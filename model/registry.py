@@ -46,6 +46,20 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     "gcnn_c8_hires": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=8, pool_after=(1, 3))),
     "gcnn_c16": ("GroupEquivariantCNN", _robust(group="C16", hidden_channels=6)),
     "gcnn_c16_wide": ("GroupEquivariantCNN", _robust(group="C16", hidden_channels=8)),
+    # Candidates for equivariance between the grid's quarter turns (issue: "equivariant at every angle"):
+    # gcnn_c8_wide with anti-aliased subsampling, a smooth nonlinearity, or one subsampling only
+    # (14x14 maps after the lifting conv, ~1.6x the FLOPs), see model.antialias.
+    "gcnn_c8_blur": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, subsample="blur")),
+    "gcnn_c8_soft": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, nonlinearity="softplus")),
+    "gcnn_c8_aa": (
+        "GroupEquivariantCNN",
+        _robust(group="C8", hidden_channels=12, subsample="blur", nonlinearity="softplus"),
+    ),
+    "gcnn_c8_fine": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, pool_after=(0,), subsample="blur")),
+    "gcnn_c8_fine_soft": (
+        "GroupEquivariantCNN",
+        _robust(group="C8", hidden_channels=12, pool_after=(0,), subsample="blur", nonlinearity="softplus"),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 

@@ -1,0 +1,94 @@
+"""Anti-aliased subsampling and smooth nonlinearities: exact for quarter turns and mirrors, like the
+plain max pool, and the networks built with them stay invariant to every element of C4 and D4."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from model.antialias import activation, binomial_kernel, blur_pool, subsample
+from model.groups import get_group
+from tests.model.test_networks import INVARIANCE_TOLERANCE, element_cases, gcnn, warm_up_batch_norm
+
+D4 = get_group("D4")
+
+
+@pytest.mark.parametrize("g", list(D4.elements()))
+def test_blur_pool_commutes_with_every_element_of_d4(g: int) -> None:
+    x = torch.rand(2, 3, 28, 28, dtype=torch.float64)
+    error = (blur_pool(D4.transform_images(x, g)) - D4.transform_images(blur_pool(x), g)).abs().max()
+    assert error <= 1e-12  # exact up to float64 rounding: only permutations of the same sums
+
+
+def test_blur_pool_halves_even_maps_and_refuses_odd_ones() -> None:
+    assert blur_pool(torch.rand(1, 2, 14, 14)).shape == (1, 2, 7, 7)
+    with pytest.raises(ValueError, match="even"):
+        blur_pool(torch.rand(1, 2, 7, 7))
+
+
+def test_blur_pool_is_a_max_then_a_normalised_binomial() -> None:
+    x = torch.rand(1, 1, 6, 6, dtype=torch.float64)
+    peaks = F.max_pool2d(x, 2, stride=1)  # (1, 1, 5, 5)
+    padded = F.pad(peaks, (1, 1, 1, 1))
+    weights = binomial_kernel(torch.float64)[0, 0]
+    expected = torch.stack(
+        [
+            torch.stack([(padded[0, 0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] * weights).sum() for j in range(3)])
+            for i in range(3)
+        ]
+    )
+    assert weights.sum() == 1.0
+    assert torch.allclose(blur_pool(x)[0, 0], expected, atol=1e-12)
+
+
+def test_blur_pool_removes_the_checkerboard_that_max_pool_keeps() -> None:
+    """The highest frequency of the grid: a max pool passes it through as a constant 1, the low-pass
+    turns it into its mean (away from the zero-padded border)."""
+    checkerboard = ((torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2).float()[None, None]
+    assert torch.all(subsample(checkerboard, "max") == 1.0)
+    assert torch.allclose(blur_pool(checkerboard)[..., 1:-1, 1:-1], torch.full((1, 1, 6, 6), 1.0))
+    assert torch.allclose(blur_pool(1.0 - checkerboard)[..., 1:-1, 1:-1], torch.full((1, 1, 6, 6), 1.0))
+
+
+@pytest.mark.parametrize("name", ["relu", "elu", "softplus"])
+def test_activations_are_their_torch_functions(name: str) -> None:
+    x = torch.linspace(-3, 3, 13)
+    assert torch.equal(activation(x, name), getattr(F, name)(x))
+
+
+def test_unknown_modes_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="subsample"):
+        subsample(torch.rand(1, 1, 4, 4), "average")
+    with pytest.raises(ValueError, match="nonlinearity"):
+        activation(torch.rand(3), "tanh")
+    with pytest.raises(ValueError, match="subsample"):
+        gcnn("C4", subsample="average")
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+@pytest.mark.parametrize(("name", "g"), element_cases(["C4", "D4"]))
+@pytest.mark.parametrize(
+    "options",
+    [dict(subsample="blur", nonlinearity="softplus"), dict(pool_after=(0,), subsample="blur", nonlinearity="elu")],
+    ids=["blur-softplus", "one-blur-pool-elu"],
+)
+def test_anti_aliased_networks_stay_invariant(name: str, g: int, mode: str, options: dict) -> None:
+    model, group = gcnn(name, **options), get_group(name)
+    warm_up_batch_norm(model)
+    model.train(mode == "train")
+    x = torch.rand(4, 1, 28, 28)
+    with torch.no_grad():
+        error = (model(group.transform_images(x, g)) - model(x)).abs().max()
+    assert error <= INVARIANCE_TOLERANCE
+
+
+def test_fused_path_with_blur_pool_matches_the_reference_path() -> None:
+    model = gcnn("C8", subsample="blur")
+    warm_up_batch_norm(model)
+    model.eval()
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        fused = model(x)
+        reference = model.forward_head(model.layer_outputs(model.low_pass(x))[-1])
+    assert (fused - reference).abs().max() <= 1e-4
