@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
@@ -359,6 +360,11 @@ def test_swagger_try_it_out_with_only_a_picture_answers_200(service: str, browse
         with page.expect_response(lambda r: r.request.method == "POST") as answer:
             block.locator("button.execute").click()
         assert answer.value.status == 200, f"{path}: {answer.value.status} {answer.value.text()} ({answer.value.url})"
+        # nothing but the picture was chosen: every query parameter Swagger UI sent is at its documented default
+        operation = page.request.get(f"{service}/openapi.json").json()["paths"][path]["post"]
+        defaults = {p["name"]: str(p["schema"].get("default")).lower() for p in operation["parameters"]}
+        sent = {name: values[0].lower() for name, values in parse_qs(urlparse(answer.value.url).query).items()}
+        assert sent == {name: defaults[name] for name in sent}, f"{path}: sent {sent}, defaults {defaults}"
         shown = block.locator(".live-responses-table tbody .response-col_status").first
         assert shown.inner_text().strip() == "200"
         assert log.errors() == [], f"browser errors: {log.errors()}"
