@@ -19,10 +19,11 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
+from app.imaging import SUPPORTED_MEDIA_TYPES
 from app.middleware import content_security_policy
 from app.settings import Settings
 
-__all__ = ["ASSETS_DIR", "ASSETS_URL", "describe_uploads", "for_swagger_ui", "router"]
+__all__ = ["ASSETS_DIR", "ASSETS_URL", "PART_MEDIA_TYPES", "describe_uploads", "for_swagger_ui", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,6 +31,8 @@ ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))
 
 
+# what app.uploads accepts as a part's declared type; PNG first, the type clients that pick one should use
+PART_MEDIA_TYPES = ", ".join(["image/png", *sorted(SUPPORTED_MEDIA_TYPES - {"image/png"}), "application/octet-stream"])
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 
 
@@ -68,7 +71,7 @@ def for_swagger_ui(openapi: dict[str, Any]) -> dict[str, Any]:
 
 def describe_uploads(openapi: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Say in the document which files the service takes: 1 to GCNN_MAX_UPLOAD_BYTES bytes each, 1 to
-    GCNN_MAX_BATCH of them in a list.
+    GCNN_MAX_BATCH of them in a list, each part declared as a supported image type or as plain bytes.
 
     Each file part also gets ``format: binary`` (OpenAPI 3.0 style) beside FastAPI's 3.1
     ``contentMediaType``: Swagger UI offers a file chooser for the items of an array
@@ -78,11 +81,12 @@ def describe_uploads(openapi: dict[str, Any], settings: Settings) -> dict[str, A
     for operation in _operations(openapi):
         form = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
         body = schemas.get(form.get("schema", {}).get("$ref", "").rsplit("/", 1)[-1], {})
-        for field in body.get("properties", {}).values():
+        for name, field in body.get("properties", {}).items():
             part = field.get("items", field)
             if "contentMediaType" not in part:
                 continue
             part.update(format="binary", minLength=1, maxLength=settings.max_upload_bytes)
+            form.setdefault("encoding", {})[name] = {"contentType": PART_MEDIA_TYPES}
             if part is not field:
                 field.update(minItems=1, maxItems=settings.max_batch)
     return openapi

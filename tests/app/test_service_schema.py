@@ -90,8 +90,9 @@ def test_schemathesis_finds_no_failure_against_the_real_service(tmp_path: Path) 
 
 
 def test_document_says_which_files_the_service_takes(tight_client: TestClient) -> None:
-    """1 to GCNN_MAX_UPLOAD_BYTES bytes a file, 1 to GCNN_MAX_BATCH files a batch: in the document, as the
-    settings say (here 64 KiB and 3), and refused beyond (an empty file 422, a fourth file 413)."""
+    """1 to GCNN_MAX_UPLOAD_BYTES bytes a file, 1 to GCNN_MAX_BATCH files a batch, each declared as an image
+    type or as bytes: in the document, as the settings say (here 64 KiB and 3), and refused beyond (an empty
+    file 422, a part declared as text 415, a fourth file 413)."""
     document = tight_client.get("/openapi.json").json()
     bodies = document["components"]["schemas"]
     single = bodies["Body_classify_classify_post"]["properties"]["file"]
@@ -99,6 +100,12 @@ def test_document_says_which_files_the_service_takes(tight_client: TestClient) -
     for part in (single, batch["items"]):
         assert part["format"] == "binary" and (part["minLength"], part["maxLength"]) == (1, 64 * 1024), part
     assert (batch["minItems"], batch["maxItems"]) == (1, 3), batch
+    for path, field in (("/classify", "file"), ("/classify/batch", "files")):
+        declared = document["paths"][path]["post"]["requestBody"]["content"]["multipart/form-data"]["encoding"]
+        assert {"image/png", "image/jpeg", "application/octet-stream"} <= set(
+            declared[field]["contentType"].split(", ")
+        )
     assert tight_client.post("/classify", files=upload(b"")).status_code == 422
+    assert tight_client.post("/classify", files=upload(png_of(7), content_type="text/plain")).status_code == 415
     four = [("files", ("digit.png", png_of(7), "image/png"))] * 4
     assert tight_client.post("/classify/batch", files=four).status_code == 413
