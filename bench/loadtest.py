@@ -19,9 +19,9 @@ With ``--docker IMAGE`` the server is the container image instead, run with
 ``--cpus`` and ``--memory`` limits (host networking, loopback port) and the
 torch threads and decode processes the Kubernetes manifests derive from the
 CPU limit; RSS and CPU are then those of the container's processes. ``--plan``
-turns the saturated rate into replicas for given loads, at the CPU target of
-the HorizontalPodAutoscaler in deploy/kubernetes/hpa.yaml (arithmetic, printed
-as such).
+turns the CPU time a request cost into replicas for given loads, at the CPU
+target of the HorizontalPodAutoscaler and the CPU request of deploy/kubernetes/
+(arithmetic, printed as such).
 
     python -m bench.loadtest                    # 10 s per scenario, 60 s soak at concurrency 32
     python -m bench.loadtest --seconds 3 --soak-seconds 0 --concurrency 1 8
@@ -125,11 +125,11 @@ class Container:
 def start_container(image: str, port: int, cpus: float, memory: str, env: dict[str, str]) -> Container:
     """``docker run`` of ``image`` on 127.0.0.1:``port`` (host networking) within ``cpus`` and ``memory``.
 
-    Torch threads, OpenMP threads and decode processes are the CPU limit rounded up, as
-    deploy/kubernetes/deployment.yaml sets them (``env`` overrides).
+    Torch and OpenMP threads are half the CPU limit and decode processes the limit, rounded up,
+    as deploy/kubernetes/deployment.yaml sets them (``env`` overrides).
     """
-    name, cores = f"bench-loadtest-{os.getpid()}-{port}", str(math.ceil(cpus))
-    settings = {"GCNN_TORCH_THREADS": cores, "OMP_NUM_THREADS": cores, "GCNN_DECODE_PROCESSES": cores, **env}
+    name, threads, processes = f"bench-loadtest-{os.getpid()}-{port}", str(math.ceil(cpus / 2)), str(math.ceil(cpus))
+    settings = {"GCNN_TORCH_THREADS": threads, "OMP_NUM_THREADS": threads, "GCNN_DECODE_PROCESSES": processes, **env}
     settings |= {"UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": str(port)}
     command = ["docker", "run", "-d", "--name", name, "--network", "host", "--cpus", f"{cpus:g}", "--memory", memory]
     command += [option for key, value in settings.items() for option in ("-e", f"{key}={value}")]
@@ -460,34 +460,43 @@ def targets_table(results: Sequence[Result], bound: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def hpa_target(path: Path = Path("deploy/kubernetes/hpa.yaml")) -> float:
-    """The CPU utilisation (of the CPU request) the HorizontalPodAutoscaler keeps, as a fraction."""
+def autoscaling(manifests: Path = Path("deploy/kubernetes")) -> tuple[float, float]:
+    """``(CPU target, CPU request)`` of the manifests: the utilisation of its request at which the
+    HorizontalPodAutoscaler holds each pod (a fraction), and that request (CPUs)."""
     import yaml  # a dev dependency (kubernetes-validate's): only --plan needs it
 
-    (metric,) = yaml.safe_load(path.read_text())["spec"]["metrics"]
-    return float(metric["resource"]["target"]["averageUtilization"]) / 100
+    (metric,) = yaml.safe_load((manifests / "hpa.yaml").read_text())["spec"]["metrics"]
+    (container,) = yaml.safe_load((manifests / "deployment.yaml").read_text())["spec"]["template"]["spec"]["containers"]
+    request = str(container["resources"]["requests"]["cpu"])
+    cpus = float(request[:-1]) / 1000 if request.endswith("m") else float(request)
+    return float(metric["resource"]["target"]["averageUtilization"]) / 100, cpus
 
 
-def plan_table(results: Sequence[Result], cpus: float, loads: Sequence[float], target: float) -> str:
+def plan_table(results: Sequence[Result], request: float, loads: Sequence[float], target: float) -> str:
     """Replicas for each of ``loads`` requests/s (28x28 digits), from the most loaded run: arithmetic.
 
-    CPU use is taken to grow in proportion to the request rate, so a replica that the
-    autoscaler holds at ``target`` of its ``cpus`` serves ``rate * target * cpus / cpu used``.
+    A request costs the CPU time measured per request in that run (the server's processes'
+    CPU seconds over its requests); the autoscaler holds each pod at ``target`` of its CPU
+    ``request``, so a pod serves ``target * request / cost`` requests/s, and a load of L needs
+    ``ceil(L / that)`` pods. Flagged when that is more CPU than the server was seen using.
     """
-    runs = [r for r in results if r.scenario.upload == "28x28"]
+    runs = [r for r in results if r.scenario.upload == "28x28" and r.rate > 0 and r.server_cpu > 0]
     if not runs:
-        return "plan: needs a 28x28 run"
+        return "plan: needs a 28x28 run with the server's CPU measured"
     top = max(runs, key=lambda r: (r.scenario.concurrency, r.wall_seconds))
-    saturation = top.server_cpu / cpus  # the utilisation the autoscaler sees at that rate
-    per_replica = top.rate * min(1.0, target / saturation)
+    cost = top.server_cpu / top.rate  # CPU seconds per request
+    cpus = target * request
+    per_replica = cpus / cost
     lines = [
-        f"plan (arithmetic from the measured {top.rate:.0f} req/s at concurrency {top.scenario.concurrency}, "
-        f"{top.server_cpu:.2f} CPUs used of {cpus:g} = {saturation:.0%} utilisation; HPA target {target:.0%}):",
-        f"  one replica at the target: {per_replica:.0f} req/s",
+        f"plan (arithmetic): measured {top.rate:.0f} req/s at concurrency {top.scenario.concurrency} using "
+        f"{top.server_cpu:.2f} CPUs = {1e3 * cost:.2f} ms of CPU a request;",
+        f"  at the HPA target of {target:.0%} of a {request:g}-CPU request ({cpus:.2f} CPUs) a replica serves "
+        f"{per_replica:.0f} req/s",
     ]
-    if saturation <= target:
+    if cpus > top.server_cpu:
         lines.append(
-            f"  NOTE: saturated at {saturation:.0%} utilisation, at or below the target: the HPA would not scale"
+            f"  NOTE: {cpus:.2f} CPUs is more than the {top.server_cpu:.2f} the server used here "
+            "(a busy machine, or a bound of its own): that rate is extrapolated, not measured"
         )
     for load in loads:
         lines.append(f"  {load:>8.0f} req/s: {math.ceil(load / per_replica)} replicas")
@@ -612,7 +621,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(targets_table(results, bound))
     if args.plan:
         print()
-        print(plan_table(results, args.cpus if container else cores, args.plan, hpa_target()))
+        target, request = autoscaling()
+        print(plan_table(results, request, args.plan, target))
     print(f"\nload average after: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ variable set is one the service reads, and the grace period covers the drain.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -45,17 +46,22 @@ def container() -> dict[str, Any]:
     return dict(app)
 
 
-def environment() -> dict[str, Any]:
+def cpus(quantity: str) -> float:
+    """A CPU quantity (``"2"``, ``"1500m"``) in CPUs."""
+    return float(quantity[:-1]) / 1000 if quantity.endswith("m") else float(quantity)
+
+
+def environment() -> dict[str, str]:
     """The container's variables: a value, or for ``resourceFieldRef`` what the kubelet sets (ceil(limit / divisor))."""
-    limits = container()["resources"]["limits"]
-    values: dict[str, Any] = {}
+    limit = cpus(container()["resources"]["limits"]["cpu"])
+    values: dict[str, str] = {}
     for variable in container()["env"]:
         if "value" in variable:
             values[variable["name"]] = variable["value"]
         else:
             reference = variable["valueFrom"]["resourceFieldRef"]
-            assert reference["resource"] == "limits.cpu" and reference["divisor"] == "1", variable
-            values[variable["name"]] = str(-(-float(limits["cpu"]) // 1))[:-2]
+            assert reference["resource"] == "limits.cpu", variable
+            values[variable["name"]] = str(math.ceil(limit / cpus(reference["divisor"])))
     return values
 
 
@@ -120,15 +126,18 @@ def test_the_pod_runs_as_the_images_user_unprivileged_on_a_read_only_root() -> N
     assert "emptyDir" in volume
 
 
-def test_every_variable_set_is_one_the_service_reads() -> None:
+def test_every_variable_set_is_one_the_service_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     variables = environment()
     service_settings = {name: value for name, value in variables.items() if name.startswith("GCNN_")}
     fields = {f"GCNN_{field.upper()}" for field in Settings.model_fields}
     assert set(service_settings) <= fields, set(service_settings) - fields
-    settings = Settings(**{name.removeprefix("GCNN_").lower(): value for name, value in service_settings.items()})
-    cpus = int(variables["GCNN_TORCH_THREADS"])
-    assert settings.resolved_torch_threads() == cpus == settings.resolved_decode_processes()
-    assert variables["OMP_NUM_THREADS"] == variables["GCNN_TORCH_THREADS"]
+    for name, value in service_settings.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()  # as the service reads them: from the environment
+    limit = cpus(container()["resources"]["limits"]["cpu"])
+    # torch: half the CPU limit, rounded up (the event loop needs a core); a decode process per CPU
+    assert settings.resolved_torch_threads() == math.ceil(limit / 2) == int(variables["OMP_NUM_THREADS"])
+    assert settings.resolved_decode_processes() == math.ceil(limit)
     server = {"UVICORN_HOST", "UVICORN_PORT", "WEB_CONCURRENCY", "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"}
     assert set(variables) - set(service_settings) == server | {"OMP_NUM_THREADS"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.loadtest import Result, Scenario, hpa_target, plan_table
+from bench.loadtest import Result, Scenario, autoscaling, plan_table
 
 
 def run(rate: float, server_cpu: float, concurrency: int = 32) -> Result:
@@ -11,19 +11,21 @@ def run(rate: float, server_cpu: float, concurrency: int = 32) -> Result:
     return result
 
 
-def test_the_hpa_target_is_read_from_the_manifest() -> None:
-    assert 0 < hpa_target() < 1
+def test_the_target_and_the_cpu_request_are_read_from_the_manifests() -> None:
+    target, request = autoscaling()
+    assert 0 < target < 1 and request == 1.5
 
 
-def test_replicas_follow_from_the_rate_at_the_autoscalers_cpu_target() -> None:
-    # 300 req/s using 1.8 of 2 CPUs (90%): at a 60% target a replica serves 300 * 0.6 / 0.9 = 200 req/s
-    table = plan_table([run(100, 0.5, concurrency=8), run(300, 1.8)], cpus=2, loads=[1000, 10000], target=0.6)
-    assert "one replica at the target: 200 req/s" in table
-    assert "1000 req/s: 5 replicas" in table and "10000 req/s: 50 replicas" in table
+def test_replicas_follow_from_the_cpu_a_request_costs_at_the_autoscalers_target() -> None:
+    # 300 req/s using 1.5 CPUs: 5 ms of CPU a request; at 60% of 2 CPUs (1.2 CPUs) a replica serves 240 req/s
+    table = plan_table([run(100, 0.5, concurrency=8), run(300, 1.5)], request=2, loads=[1000, 10000], target=0.6)
+    assert "5.00 ms of CPU a request" in table
+    assert "a replica serves 240 req/s" in table
+    assert "1000 req/s: 5 replicas" in table and "10000 req/s: 42 replicas" in table
     assert "NOTE" not in table
 
 
-def test_a_replica_that_saturates_below_the_target_is_flagged() -> None:
-    table = plan_table([run(300, 1.0)], cpus=2, loads=[1000], target=0.6)  # 50% at saturation
-    assert "the HPA would not scale" in table
-    assert "one replica at the target: 300 req/s" in table
+def test_a_rate_beyond_the_cpu_seen_is_flagged_as_extrapolated() -> None:
+    table = plan_table([run(100, 0.5)], request=2, loads=[1000], target=0.6)  # 1.2 CPUs at the target, 0.5 seen
+    assert "extrapolated, not measured" in table
+    assert "a replica serves 240 req/s" in table
