@@ -59,6 +59,7 @@ RUN chmod -R a+rX,go-w /app
 # Service settings; all of them can be overridden with `docker run -e` or compose.
 #   UVICORN_HOST / UVICORN_PORT: where the server listens (python -m app.server reads them).
 #   WEB_CONCURRENCY: worker processes (each loads its own copy of the models).
+#   UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN: the most seconds of the drain after SIGTERM (default 20, app/shutdown.py).
 #   GCNN_TORCH_THREADS: torch intra-op threads per worker; unset, the service takes
 #     the CPUs it may run on divided by WEB_CONCURRENCY. A CPU quota (--cpus) is not
 #     visible that way, so set it (and OMP_NUM_THREADS) to the quota, as compose does.
@@ -76,6 +77,10 @@ EXPOSE 8000
 # Healthy once /readyz answers 200 (models loaded); the slim image has no curl.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('UVICORN_PORT', '8000'), timeout=4)"]
+
+# `docker stop` sends SIGTERM: the server drains (new requests 503, accepted ones answered) and exits 0 within
+# 20 s; Docker's default wait before SIGKILL is 10 s, so run with --stop-timeout 30 (compose: stop_grace_period).
+STOPSIGNAL SIGTERM
 
 # uvicorn with the service's limits for slow and hostile clients (app/server.py: request-head size,
 # head and body deadlines, keep-alive, connections); its access log is off, the app writes its own.
