@@ -7,8 +7,9 @@ the convolution's weights and bias (``W * s``, ``(b - mean) * s + beta`` with
 :class:`FusedConvReLU` runs that one convolution with the ReLU fused, on
 channels-last maps, with oneDNN-prepacked weights where PyTorch has them. Same
 outputs as the layer-by-layer path up to float rounding. Callers cache it, and the
-expanded kernel banks, in :class:`InferenceCache` objects keyed on every tensor they
-read (:func:`cache_key`); every cache empties on a train/eval switch and on
+expanded kernel banks, in :class:`InferenceCache` objects keyed on everything they
+read (:func:`cache_key`: a batch norm by the values of its tensors, a weight by its
+version counter and storage); weights edited in place through ``.data`` need
 ``clear_caches()`` (:class:`CachingModule`).
 Nothing here knows about groups: :mod:`model.layers` and :mod:`model.networks`
 use it for the G-CNN and the plain CNN alike.
@@ -23,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CachingModule", "FusedConvReLU", "InferenceCache", "cache_key", "fold_batch_norm"]
+__all__ = ["CacheKey", "CachingModule", "FusedConvReLU", "InferenceCache", "cache_key", "fold_batch_norm"]
 
 T = TypeVar("T")
 
@@ -33,21 +34,68 @@ _ONEDNN_FUSED = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldn
 _MAX_PACKED_SHAPES = 16  # prepacked layouts depend on the input shape; keep a few
 
 
-def cache_key(*items: torch.Tensor | nn.Module | None) -> tuple[int | float, ...]:
-    """What a cache of values derived from ``items`` is keyed on: each tensor's version counter (bumped by
-    every in-place update through the tensor itself: ``optimizer.step()``, ``load_state_dict``, ``p.mul_()``
-    under ``no_grad``) and storage; for a batch norm, that of each of its tensors. Edits that bypass the
-    version counter (through ``.data``, or a batch norm's running statistics in train mode) are covered
-    by :class:`CachingModule`: a mode switch, or ``clear_caches()``."""
-    key: list[int | float] = []
+class CacheKey:
+    """What a cached value was built from: :func:`cache_key` makes one per call, and the cache keeps
+    :meth:`frozen` copies; a cached value is reused only while its stored key :meth:`matches` a fresh one."""
+
+    __slots__ = ("compared", "facts", "watched")
+
+    def __init__(self, facts: tuple, watched: tuple[torch.Tensor, ...], compared: tuple[torch.Tensor, ...]) -> None:
+        self.facts = facts  # hashable: settings, each tensor's layout, the watched tensors' storage and version
+        self.watched = watched
+        self.compared = compared  # compared element by element
+
+    def matches(self, other: CacheKey) -> bool:
+        return self.facts == other.facts and all(map(torch.equal, self.compared, other.compared))
+
+    def frozen(self) -> CacheKey:
+        """The key to store: copies of the compared tensors, and the watched ones kept alive, so that
+        no tensor allocated later can take their storage's address."""
+        compared = tuple(tensor.detach().clone() for tensor in self.compared)
+        return CacheKey(self.facts, tuple(tensor.detach() for tensor in self.watched), compared)
+
+
+def cache_key(*items: torch.Tensor | nn.modules.batchnorm._BatchNorm | None) -> CacheKey:
+    """What a cache of values derived from ``items`` is keyed on.
+
+    - a batch norm's running statistics: their values (a few numbers per channel, compared on
+      every call). The norm updates them in place without a version bump, whoever runs it (the
+      norm alone in train mode while the network is in eval mode, ``F.batch_norm`` on them), so
+      only their values tell; its ``eps`` too, and its affine parameters as below;
+    - any other tensor: its version counter (bumped by every in-place update through the tensor:
+      ``optimizer.step()``, ``load_state_dict``, ``p.mul_()`` under ``no_grad``), storage, dtype,
+      device, shape and strides (``p.data = t``, ``model.double()``, ``model.to(device)``). The one
+      edit this misses is in place through ``.data``: call :meth:`CachingModule.clear_caches` after
+      it (the weights are too many to compare by value on every call);
+    - an inference tensor (made in ``inference_mode``, which tracks no versions): its values.
+    """
+    facts: list[object] = []
+    watched: list[torch.Tensor] = []
+    compared: list[torch.Tensor] = []
+    statistics: tuple[torch.Tensor | None, ...]
+    parameters: tuple[torch.Tensor | None, ...]
     for item in items:
         if isinstance(item, nn.modules.batchnorm._BatchNorm):
-            key += (id(item), item.eps, *cache_key(item.weight, item.bias, item.running_mean, item.running_var))
-        elif isinstance(item, torch.Tensor):
-            key += (item._version, item.data_ptr())
+            statistics, parameters = (item.running_mean, item.running_var), (item.weight, item.bias)
+            facts.append(item.eps)
         else:
-            key += (-1, -1)
-    return tuple(key)
+            statistics, parameters = (), (item,)
+        for tensor in statistics:
+            facts.append(tensor is None)
+            if tensor is not None:
+                compared.append(tensor)
+        for tensor in parameters:
+            if tensor is None:
+                facts.append(None)
+            elif tensor.is_inference():
+                compared.append(tensor)
+            else:
+                watched.append(tensor)
+                facts.append(
+                    (tensor.dtype, tensor.device, tensor.shape, tensor.stride(), tensor.data_ptr(), tensor._version)
+                )
+    facts += [(tensor.dtype, tensor.device) for tensor in compared]  # torch.equal compares the shapes
+    return CacheKey(tuple(facts), tuple(watched), tuple(compared))
 
 
 def fold_batch_norm(
@@ -116,13 +164,20 @@ class InferenceCache:
     pickle (oneDNN's packed tensors can be neither), rebuilt on next use."""
 
     def __init__(self) -> None:
-        self.key: tuple | None = None
+        self.key: CacheKey | None = None
         self.value: Any = None
 
-    def get(self, key: tuple, build: Callable[[], T]) -> T:
-        if self.value is None or self.key != key:
-            with torch.no_grad():
-                self.key, self.value = key, build()
+    def get(self, key: CacheKey, build: Callable[[], T]) -> T:
+        """The cached value if ``key`` matches the one it was built from, else ``build()``'s.
+
+        Built outside ``inference_mode`` (and without autograd), so that a value cached during an
+        ``inference_mode`` forward can serve a later one with autograd on (input gradients of a
+        frozen model): inference tensors cannot be saved for backward.
+        """
+        if self.value is None or self.key is None or not self.key.matches(key):
+            self.clear()  # the old value's memory is free for the new one
+            with torch.inference_mode(False), torch.no_grad():
+                self.value, self.key = build(), key.frozen()
         return self.value  # type: ignore[no-any-return]
 
     def clear(self) -> None:
@@ -141,10 +196,10 @@ class InferenceCache:
 class CachingModule(nn.Module):
     """A module whose submodules keep :class:`InferenceCache` attributes (or lists of them).
 
-    Every switch between train and eval mode empties them: batch-norm statistics
-    updated in train mode (a recalibration: ``model.train(); model(batch);
-    model.eval()``) do not bump their version counters. After editing weights
-    through ``.data`` (as EMA or pruning code does), call :meth:`clear_caches`.
+    Every switch between train and eval mode empties them (training reads no cache, so
+    their memory is free). After editing weights in place through ``.data`` (as EMA or
+    pruning code does), call :meth:`clear_caches`: such edits bump no version counter
+    (see :func:`cache_key`).
     """
 
     def clear_caches(self) -> None:
