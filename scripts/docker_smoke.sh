@@ -177,7 +177,7 @@ log "ready ${run_ready_s}s, healthy ${run_healthy_s}s after docker run"
 run_api=$(check_api "$port")
 run_uids=$(process_uids "$CONTAINER")
 stop_start=$(now)
-docker stop -t 20 "$CONTAINER" >/dev/null
+docker stop -t 30 "$CONTAINER" >/dev/null # the drain: at most 20 s, then the exit (app/shutdown.py)
 run_stop_s=$(since "$stop_start")
 run_exit=$(docker inspect -f '{{.State.ExitCode}}' "$CONTAINER")
 docker rm "$CONTAINER" >/dev/null
@@ -208,9 +208,9 @@ if [ "$SMOKE_COMPOSE" = 1 ]; then
   compose_api=$(check_api "$PORT")
   compose_uids=$(process_uids "$cid")
   compose_limits=$(docker inspect -f '{"nano_cpus": {{.HostConfig.NanoCpus}}, "memory": {{.HostConfig.Memory}}, "restart": "{{.HostConfig.RestartPolicy.Name}}", "network_mode": "{{.HostConfig.NetworkMode}}", "read_only": {{.HostConfig.ReadonlyRootfs}}}' "$cid")
-  "${dc[@]}" stop --timeout 20 >&2
+  "${dc[@]}" stop --timeout 30 >&2
   compose_exit=$(docker inspect -f '{{.State.ExitCode}}' "$cid")
-  "${dc[@]}" down --remove-orphans --timeout 20 >&2
+  "${dc[@]}" down --remove-orphans --timeout 30 >&2
   PROJECT_DONE=$PROJECT
   PROJECT=""
   leftover_networks=$(docker network ls -q --filter "name=${PROJECT_DONE}" | wc -l)
