@@ -53,7 +53,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFont
-from safetensors.numpy import save_file
+from safetensors.numpy import save
 
 from app.decoding import model_input
 from app.errors import NoInkError
@@ -323,7 +323,7 @@ def generate(out: Path, *, count: int = 30_000, seed: int = 0, workers: int = 2)
         "font_index": np.array([font for _, _, font, _ in jobs], dtype=np.int64),
         "condition_index": np.array([condition for _, _, _, condition in jobs], dtype=np.int64),
     }
-    save_file(tensors, str(out), metadata=metadata)
+    out.write_bytes(_canonical(save(tensors, metadata=metadata)))
     logger.info(
         "wrote %s: %d images in %.1f s (%.0f images/s, %d workers), %d faces; pictures redrawn: %s",
         out, count, elapsed, count / elapsed, workers, len(faces), metadata["redrawn"],
@@ -346,6 +346,15 @@ def _metadata(
         "per_font": json.dumps([sum(1 for job in jobs if job[2] == i) for i in range(len(faces))]),
         "redrawn": json.dumps({name: dict(causes) for name, causes in redrawn.items() if causes}),
     }
+
+
+def _canonical(blob: bytes) -> bytes:
+    """The safetensors bytes with the header's keys sorted. safetensors writes its metadata in hash order,
+    which changes from run to run; sorted, the same images and metadata make the same file (and SHA-256)."""
+    size = int.from_bytes(blob[:8], "little")
+    header = json.dumps(json.loads(blob[8 : 8 + size]), sort_keys=True, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the format pads the header with spaces to 8-byte alignment
+    return len(header).to_bytes(8, "little") + header + blob[8 + size :]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from safetensors.numpy import save_file
 
 from model.checkpoint import CheckpointError, load_checkpoint
-from model.data import DatasetUnavailableError, load_mnist
+from model.data import DatasetUnavailableError, load_mnist, load_synthetic
 from model.evaluate import evaluate
 from model.train import main as train_main
 
@@ -92,6 +95,61 @@ def test_missing_or_invalid_card(tmp_path: Path) -> None:
 def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetUnavailableError, match="GCNN_DATA_DIR"):
         load_mnist(train=False, root=tmp_path, download=False)
+
+
+@pytest.fixture(scope="module")
+def synthetic_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from bench import training_set  # the generator lives outside model/ (it uses the service's preprocessing)
+
+    if len(training_set.available_fonts()) < len(training_set.FONTS):
+        pytest.skip("the training fonts are not installed (scripts/install_system_deps.sh)")
+    path = tmp_path_factory.mktemp("synthetic") / "digits.safetensors"
+    training_set.generate(path, count=20, seed=5, workers=1)
+    return path
+
+
+def test_the_card_records_the_synthetic_mix(synthetic_file: Path, tmp_path: Path) -> None:
+    card_path = train_main([
+        "--model", "gcnn_c8_pose", "--set", "hidden_channels=4", "--epochs", "1", "--max-steps", "2",
+        "--batch-size", "16", "--limit", "48", "--val-split", "100", "--skip-test", "--device", "cpu",
+        "--synthetic", str(synthetic_file), "--out-dir", str(tmp_path),
+    ])  # fmt: skip
+    assert card_path is not None
+    training = json.loads(card_path.read_text())["training"]
+    data = training["data"]
+    assert data["synthetic"]["sha256"] == hashlib.sha256(synthetic_file.read_bytes()).hexdigest()
+    assert data["synthetic"]["seed"] == 5 and data["synthetic"]["count"] == 20 and data["synthetic"]["digits"] == 20
+    assert len(data["synthetic"]["fonts"]) >= 30 and "TomsonTalks.ttf" in data["synthetic"]["fonts"]
+    assert data["mnist"] == {"digits": 48, "held_out_for_validation": 100}
+    assert data["mix"]["mnist"] == 48 and data["mix"]["synthetic"] == 20 and data["mix"]["synthetic_share"] == 0.2941
+    assert "MNIST only" in data["mix"]["how"] and training["train_digits"] == 68
+    assert training["world_size"] == 1 and training["per_process_batch_size"] == 16
+    assert len(training["history"]) == 1
+
+
+def test_without_synthetic_digits_the_card_says_mnist_only(smoke_card: Path) -> None:
+    data = json.loads(smoke_card.read_text())["training"]["data"]
+    assert data == {"mnist": {"digits": 384, "held_out_for_validation": 0}}
+
+
+@pytest.mark.parametrize(
+    ("tensors", "message"),
+    [
+        ({"images": np.zeros((4, 28, 28), np.uint8)}, "labels"),
+        ({"images": np.zeros((4, 28, 28), np.float32), "labels": np.zeros(4, np.int64)}, "uint8"),
+        ({"images": np.zeros((4, 28, 28), np.uint8), "labels": np.full(4, 10, np.int64)}, "digits 0-9"),
+    ],
+    ids=["no labels", "float images", "label out of range"],
+)
+def test_a_malformed_synthetic_file_is_a_clear_error(
+    tmp_path: Path, tensors: dict[str, np.ndarray], message: str
+) -> None:
+    path = tmp_path / "bad.safetensors"
+    save_file(tensors, str(path))
+    with pytest.raises(DatasetUnavailableError, match=message):
+        load_synthetic(path)
+    with pytest.raises(DatasetUnavailableError, match="does not exist"):
+        load_synthetic(tmp_path / "missing.safetensors")
 
 
 @pytest.mark.slow
