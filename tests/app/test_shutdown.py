@@ -126,6 +126,7 @@ def test_the_drain_deadline_cuts_a_stalled_request_and_exits_1() -> None:
             time.sleep(0.3)
             assert service.process.poll() is None, "it drains: the stalled request is still open"
             assert get(service.port, "/readyz") == (503, "shutting-down")
+            assert get(service.port, "/healthz") == (200, ""), "liveness is still answered while draining"
             exit_code = service.process.wait(timeout=20)
             exited_after = time.monotonic() - signalled
             answer = reply(connection, 5)
