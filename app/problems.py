@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from app import errors
+from app.settings import Settings
 
 __all__ = [
     "HEADERS_TOO_LARGE",
@@ -245,19 +246,35 @@ def install_problem_handlers(app: FastAPI) -> None:
     # anything else: app.middleware.RequestContextMiddleware (see internal_error_response)
 
 
+def _default(field: str) -> Any:
+    """A setting's default, so that the examples below never repeat a number by hand."""
+    return Settings.model_fields[field].default
+
+
 _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
     400: [],
     413: [
-        (UPLOAD_TOO_LARGE, "the file is 6291456 bytes; the limit is 5242880 bytes"),
-        (IMAGE_TOO_LARGE, "the image is 10000x10000 = 100000000 pixels; the limit is 16777216 pixels"),
-        (TOO_MANY_FILES, "17 files in one batch; the limit is 16"),
+        (
+            UPLOAD_TOO_LARGE,
+            f"the file is {_default('max_upload_bytes') + 1048576} bytes; "
+            f"the limit is {_default('max_upload_bytes')} bytes",
+        ),
+        (
+            IMAGE_TOO_LARGE,
+            f"the image is 10000x10000 = 100000000 pixels; the limit is {_default('max_pixels')} pixels",
+        ),
+        (TOO_MANY_FILES, f"{_default('max_batch') + 1} files in one batch; the limit is {_default('max_batch')}"),
     ],
     415: [(UNSUPPORTED_MEDIA_TYPE, "send the image as multipart/form-data, not application/json")],
     422: [
         (NOT_AN_IMAGE, "the file is not a supported image; send one of PNG, JPEG, GIF, BMP, WEBP, TIFF"),
         (CORRUPT_IMAGE, "the image data cannot be decoded (truncated or damaged?): image file is truncated"),
         (EMPTY_FILE, "the uploaded file is empty (0 bytes)"),
-        (DECODE_BUDGET, "decoding this image took longer than the budget of 5 s; send a smaller or simpler file"),
+        (
+            DECODE_BUDGET,
+            f"decoding this image took longer than the budget of {_default('decode_budget_s'):g} s; "
+            "send a smaller or simpler file",
+        ),
         (NO_INK, "no digit found: the image has no contrast (it is blank, uniform or a single pixel)"),
         (INVALID_TRANSFORM, "element 9 is out of range for C8: use 0..7"),
         (INVALID_FORM, "the form has 2 'file' parts; send exactly one (or use /classify/batch)"),
@@ -266,7 +283,11 @@ _EXAMPLES: dict[int, list[tuple[ProblemType, str]]] = {
     404: [(UNKNOWN_GROUP, "unknown group 'Q4': expected 'C<N>' or 'D<N>', e.g. 'C4', 'D8'")],
     503: [
         (MODELS_UNAVAILABLE, "the models are not loaded: SHA-256 mismatch for weights/cnn_seed.safetensors"),
-        (OVERLOADED, "the service is at its limit of 64 upload requests in flight; retry in a second"),
+        (
+            OVERLOADED,
+            f"the service is at its limit of {_default('max_inflight_requests')} upload requests in flight; "
+            "retry in a second",
+        ),
     ],
     500: [(INTERNAL, "an unexpected error occurred; quote request id 5f0c6a4e9b2d4f7e when reporting it")],
 }
