@@ -115,12 +115,15 @@ class ModelPrediction(BaseModel):
         default=None, description="How the input is turned (G-CNNs with a joint head; null for the others)."
     )
     readings: list[ReadingInfo] = Field(
-        default_factory=list, max_length=3, description="The three most probable (digit, angle) readings; [] if none."
+        default_factory=list,
+        max_length=3,
+        description="Up to three (digit, angle) readings: first the answered digit's most probable one "
+        "(so readings[0].digit == digit), then the others by probability; [] if none.",
     )
     ambiguous: bool = Field(
         default=False,
-        description="The two best readings name different digits and the second holds at least "
-        f"{AMBIGUITY_SHARE:g} of the first's probability: e.g. a 6, or a 9 turned by half a turn.",
+        description="Some reading of another digit, wherever it ranks, holds at least "
+        f"{AMBIGUITY_SHARE:g} of the first reading's probability: e.g. a 6, or a 9 turned by half a turn.",
     )
     upright_image: str | None = Field(
         default=None,
