@@ -7,12 +7,14 @@ budget; an upload that costs more is stopped there, not in the service.
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
 from app.imaging import decode_image, to_display_pixels, to_grey
 from app.preprocessing import PreprocessMode, to_model_input
 
-__all__ = ["DECODE_MAX_SIDE", "DECODE_MIN_SIDE", "display_pixels", "model_input"]
+__all__ = ["DECODE_FUNCTIONS", "DECODE_MAX_SIDE", "DECODE_MIN_SIDE", "display_pixels", "model_input"]
 
 # A JPEG may be decoded at 1/2, 1/4 or 1/8 scale if its short side stays above this:
 # enough for a digit that fills a fraction of a photo to keep ~100 px before it shrinks to 20.
@@ -31,3 +33,8 @@ def model_input(data: bytes, max_pixels: int, mode: PreprocessMode | str) -> np.
 def display_pixels(data: bytes, max_pixels: int) -> np.ndarray:
     """Upload bytes -> 8-bit pixels to show (``/rotate``), the pixel limit checked on the header."""
     return to_display_pixels(decode_image(data, max_pixels))
+
+
+# What a decode process may run: callers hand :meth:`app.sandbox.DecodePool.run` the function itself;
+# the wire carries its ``__name__``, and the process looks it up here.
+DECODE_FUNCTIONS: Final = (model_input, display_pixels)

@@ -61,9 +61,7 @@ async def decode_uploads(
 
     async def decode(upload: Upload) -> np.ndarray | Upload:
         return (
-            upload
-            if is_cheap(upload.data, max_pixels)
-            else await pool.run("model_input", upload.data, max_pixels, mode)
+            upload if is_cheap(upload.data, max_pixels) else await pool.run(model_input, upload.data, max_pixels, mode)
         )
 
     results = await asyncio.gather(*(decode(upload) for upload in uploads), return_exceptions=True)

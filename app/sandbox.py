@@ -44,15 +44,17 @@ import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Concatenate, ParamSpec
 
 import numpy as np
 
 from app import errors
+from app.decoding import DECODE_FUNCTIONS
 
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
+P = ParamSpec("P")
 CHANNELS_MAX = 4  # a decode returns at most max_pixels x 4 channels of uint8 (or a 28x28 float32 input)
 _REPLY_DTYPES = {"|u1", "<f4"}  # what app.decoding returns: 8-bit pixels, float32 model inputs
 WAIT_BUDGETS = 4  # how long a call may wait for a free process, in decode budgets
@@ -105,7 +107,7 @@ class _Process:
             raise _LostError(repr(error)) from error
         self.started = True
 
-    def exchange(self, function: str, data: bytes, args: list[Any], reply_limit: int) -> tuple[dict, bytes]:
+    def exchange(self, call: dict[str, Any], data: bytes, reply_limit: int) -> tuple[dict, bytes]:
         """Send one call and read its answer (blocking: run it on a thread, under a deadline that kills
         the process, which ends a blocked read or write with EOFError or OSError).
 
@@ -115,7 +117,7 @@ class _Process:
         try:
             if self.process.poll() is not None:
                 raise _LostError(f"exited with {self.process.returncode} while idle")
-            self.requests.send_bytes(json.dumps({"function": function, "args": args}).encode())
+            self.requests.send_bytes(json.dumps(call).encode())
         except (EOFError, OSError) as error:
             raise _LostError(repr(error)) from error
         self.requests.send_bytes(data)
@@ -187,18 +189,32 @@ class DecodePool:
         """Processes decoding right now."""
         return len(self._all) - self._idle.qsize()
 
-    async def run(self, function: str, data: bytes, max_pixels: int, *args: Any) -> np.ndarray:
-        """``app.decoding.<function>(data, max_pixels, *args)`` in a decode process: its array, or its input error.
+    async def run(
+        self,
+        function: Callable[Concatenate[bytes, int, P], np.ndarray],
+        data: bytes,
+        max_pixels: int,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> np.ndarray:
+        """``function(data, max_pixels, *args, **kwargs)`` in a decode process: its array, or its input error.
+
+        ``function`` is one of :data:`app.decoding.DECODE_FUNCTIONS` (the process runs its own copy, found
+        by name); its other arguments travel as JSON.
 
         Raises:
+            ValueError: ``function`` is not one of them.
             DecodeBudgetError: past ``budget_s``; CorruptImageError: the decoder crashed;
             ServiceOverloadedError: no process was free within ``WAIT_BUDGETS * budget_s``, or the pool closed.
         """
+        if function not in DECODE_FUNCTIONS:
+            raise ValueError(f"{function!r} is not one of app.decoding.DECODE_FUNCTIONS")
+        call = {"function": function.__name__, "args": [max_pixels, *args], "kwargs": kwargs}
         reply_limit = max(CHANNELS_MAX * max_pixels, 1 << 16)  # a longer reply is not an image array
         for attempt in (1, 2):
             process = await self._free_process()
             try:
-                header, payload = await self._exchange(process, function, data, [max_pixels, *args], reply_limit)
+                header, payload = await self._exchange(process, call, data, reply_limit)
                 break
             except _LostError as error:  # not the upload's doing: once more, on a fresh process
                 logger.warning("decode process lost before the call (attempt %d): %s", attempt, error)
@@ -229,7 +245,7 @@ class DecodePool:
         return array
 
     async def _exchange(
-        self, process: _Process, function: str, data: bytes, args: list[Any], reply_limit: int
+        self, process: _Process, call: dict[str, Any], data: bytes, reply_limit: int
     ) -> tuple[dict, bytes]:
         """One call on ``process``, its pipes worked on a thread (they block), never on the event loop.
 
@@ -239,7 +255,7 @@ class DecodePool:
         if not process.started:
             self._calls[process] = self._threads.submit(process.wait_started)
             await asyncio.wrap_future(self._calls[process])
-        self._calls[process] = self._threads.submit(process.exchange, function, data, args, reply_limit)
+        self._calls[process] = self._threads.submit(process.exchange, call, data, reply_limit)
         return await asyncio.wait_for(asyncio.wrap_future(self._calls[process]), self.budget_s)
 
     async def _free_process(self) -> _Process:
@@ -310,14 +326,9 @@ def _serve(memory_bytes: int) -> None:
 
     from PIL import Image
 
-    from app import decoding
-
     Image.init()  # import every format plugin now, not during the first upload (0.1-0.3 s)
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-    functions: dict[str, Callable[..., np.ndarray]] = {
-        "model_input": decoding.model_input,
-        "display_pixels": decoding.display_pixels,
-    }
+    functions: dict[str, Callable[..., np.ndarray]] = {function.__name__: function for function in DECODE_FUNCTIONS}
     # the reply channel is a private copy of stdout; descriptor 1 then points at stderr, so that
     # nothing a library prints (from Python or from C) can corrupt the frames
     requests, replies = Connection(0, writable=False), Connection(os.dup(1), readable=False)
@@ -330,7 +341,8 @@ def _serve(memory_bytes: int) -> None:
         except (EOFError, OSError, KeyboardInterrupt):
             return
         try:
-            result = np.ascontiguousarray(functions[request["function"]](data, *request["args"]))
+            function = functions[request["function"]]
+            result = np.ascontiguousarray(function(data, *request["args"], **request["kwargs"]))
             header: dict[str, Any] = {"dtype": result.dtype.str, "shape": list(result.shape)}
             payload = result.tobytes()
         except MemoryError:

@@ -9,6 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from app.decoding import display_pixels
 from app.dependencies import (
     DecoderDep,
     MetricsDep,
@@ -61,7 +62,7 @@ async def rotate_picture(
     limit = min(settings.max_pixels, settings.max_rotate_pixels)
 
     async def work() -> bytes:
-        pixels = await decoder.run("display_pixels", upload.data, limit)  # budgeted, in a decode process
+        pixels = await decoder.run(display_pixels, upload.data, limit)  # budgeted, in a decode process
         turned = await worker.run(transform_picture, pixels, transform)
         return await asyncio.to_thread(encode_png, turned)  # zlib releases the GIL: off the loop and the worker
 

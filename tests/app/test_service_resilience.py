@@ -22,6 +22,7 @@ from rogue_decoder import ROGUE_DECODER
 from starlette.requests import ClientDisconnect
 
 from app.admission import Admission
+from app.decoding import display_pixels, model_input
 from app.dependencies import get_engine
 from app.disconnect import unless_disconnected
 from app.errors import (
@@ -129,8 +130,8 @@ def test_decode_pool_kills_and_replaces_a_process_past_its_budget() -> None:
         pool.start()
         try:
             with pytest.raises(DecodeBudgetError):
-                await pool.run("model_input", big_png(2000), 10**8, "auto")
-            shape = (await pool.run("model_input", png_of(7), 10**8, "auto")).shape
+                await pool.run(model_input, big_png(2000), 10**8, "auto")
+            shape = (await pool.run(model_input, png_of(7), 10**8, "auto")).shape
             return pool.overruns, shape
         finally:
             pool.close()
@@ -161,13 +162,13 @@ def test_the_decode_budget_bounds_the_whole_exchange_not_just_the_first_reply_by
         pool = DecodePool(1, budget_s, 1 << 30, command=ROGUE_DECODER)
         pool.start()
         try:
-            await pool.run("model_input", b"digit", 10**8, "answer")  # started: the budget alone counts below
+            await pool.run(model_input, b"digit", 10**8, "answer")  # started: the budget alone counts below
             upload, started = bytes(1 << 20), time.monotonic()  # more than a pipe holds: unread, it blocks the write
             with pytest.raises(DecodeBudgetError):
-                await asyncio.wait_for(pool.run("model_input", upload, 10**8, stall), 10 * budget_s)
+                await asyncio.wait_for(pool.run(model_input, upload, 10**8, stall), 10 * budget_s)
             seconds = time.monotonic() - started
             # one process and one thread: this call is answered only if the stalled ones were freed
-            shape = (await asyncio.wait_for(pool.run("model_input", b"digit", 10**8, "answer"), 10.0)).shape
+            shape = (await asyncio.wait_for(pool.run(model_input, b"digit", 10**8, "answer"), 10.0)).shape
             return seconds, shape, pool.overruns, pool.busy, len(rogue_decoders())
         finally:
             pool.close()
@@ -193,7 +194,7 @@ def closed_mid_call() -> ClosedMidCall:
     async def scenario() -> ClosedMidCall:
         pool = DecodePool(2, 30.0, 1 << 30, command=ROGUE_DECODER)
         pool.start()
-        call = asyncio.ensure_future(pool.run("model_input", b"digit", 10**8, "after-header"))
+        call = asyncio.ensure_future(pool.run(model_input, b"digit", 10**8, "after-header"))
         while pool.busy < 1:
             await asyncio.sleep(0.01)
         await asyncio.sleep(STARTUP_S)  # the header is sent, the payload never comes
@@ -229,12 +230,12 @@ def test_decode_pool_stops_the_work_of_a_cancelled_call() -> None:
         pool = DecodePool(1, 30.0, 1 << 30)
         pool.start()
         try:
-            call = asyncio.ensure_future(pool.run("model_input", big_png(3000), 10**8, "auto"))
+            call = asyncio.ensure_future(pool.run(model_input, big_png(3000), 10**8, "auto"))
             await asyncio.sleep(0.05)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await call
-            assert (await pool.run("model_input", png_of(1), 10**8, "auto")).shape == (28, 28)
+            assert (await pool.run(model_input, png_of(1), 10**8, "auto")).shape == (28, 28)
             return pool.overruns
         finally:
             pool.close()
@@ -247,11 +248,11 @@ def test_a_decode_process_that_died_while_idle_is_replaced_without_blaming_the_u
         pool = DecodePool(1, 5.0, 1 << 30)
         pool.start()
         try:
-            assert (await pool.run("model_input", png_of(3), 10**8, "auto")).shape == (28, 28)
+            assert (await pool.run(model_input, png_of(3), 10**8, "auto")).shape == (28, 28)
             (process,) = pool._all
             process.process.kill()  # as the kernel's OOM killer would, between two uploads
             process.process.wait()
-            shape = (await pool.run("model_input", png_of(7), 10**8, "auto")).shape  # used to be a 422
+            shape = (await pool.run(model_input, png_of(7), 10**8, "auto")).shape  # used to be a 422
             return shape, pool.overruns
         finally:
             pool.close()
@@ -267,7 +268,7 @@ def test_a_queue_of_costly_decodes_is_shed_rather_than_waited_for() -> None:
         pool.start()
         try:
             started = time.monotonic()
-            calls = [pool.run("model_input", costly, 10**8, "auto") for _ in range(8)]
+            calls = [pool.run(model_input, costly, 10**8, "auto") for _ in range(8)]
             results = await asyncio.gather(*calls, return_exceptions=True)
             return sorted({type(result).__name__ for result in results}), time.monotonic() - started
         finally:
@@ -291,8 +292,8 @@ def test_a_decode_reply_that_is_not_an_image_array_is_refused_and_the_process_re
         try:
             (process,) = pool._all
             with pytest.raises(CorruptImageError):
-                await pool.run("model_input", png_of(7), 10**8, "reply", json.dumps(reply[0]), reply[1].hex())
-            assert (await pool.run("model_input", png_of(7), 10**8, "answer")).shape == (28, 28)  # a fresh one
+                await pool.run(model_input, png_of(7), 10**8, "reply", json.dumps(reply[0]), reply[1].hex())
+            assert (await pool.run(model_input, png_of(7), 10**8, "answer")).shape == (28, 28)  # a fresh one
             return pool.overruns, process.process.returncode
         finally:
             pool.close()
@@ -306,8 +307,22 @@ def test_decode_pool_bounds_memory() -> None:
         pool.start()
         try:
             with pytest.raises(ImageTooLargeError, match="memory"):
-                await pool.run("display_pixels", big_png(4000, "RGB"), 10**8)  # 48 MB of pixels, twice
-            assert (await pool.run("model_input", png_of(2), 10**8, "auto")).shape == (28, 28)
+                await pool.run(display_pixels, big_png(4000, "RGB"), 10**8)  # 48 MB of pixels, twice
+            assert (await pool.run(model_input, png_of(2), 10**8, "auto")).shape == (28, 28)
+        finally:
+            pool.close()
+
+    run(scenario())
+
+
+def test_decode_pool_runs_only_the_decode_functions() -> None:
+    async def scenario() -> None:
+        pool = DecodePool(1, 5.0, 1 << 30)
+        pool.start()
+        try:
+            with pytest.raises(ValueError, match="DECODE_FUNCTIONS"):
+                await pool.run(open_image, png_of(7), 10**8)  # type: ignore[arg-type]
+            assert (await pool.run(model_input, png_of(7), 10**8, mode="auto")).shape == (28, 28)  # by keyword
         finally:
             pool.close()
 
@@ -320,7 +335,7 @@ def test_decode_pool_passes_input_errors_through() -> None:
         pool.start()
         try:
             with pytest.raises(NotAnImageError):
-                await pool.run("model_input", b"hello", 10**8, "auto")
+                await pool.run(model_input, b"hello", 10**8, "auto")
             assert pool.overruns == 0
         finally:
             pool.close()
