@@ -6,20 +6,26 @@
 ``MaxPool2d``, ``MaxPool3d``/``AvgPool3d`` (the pooling over the group axis),
 ``AdaptiveAvgPool2d``, ``Flatten``/``Unflatten`` and ``Linear``: every batch
 norm folded into its convolution, every kernel bank expanded once. Its output
-is the network's digit logits ``(B, 10)`` (for a joint head, the logits of the
-digit marginal; the orientation needs the library). The same function computes
-them as the network does, so the outputs agree up to float rounding, and the
-quarter-turn invariance stays exact: the expanded banks are the library's.
+is the network's digit logits ``(B, 10)``. A network with a joint head exports
+its orientation too: a ``torch.fx.GraphModule`` of the same layers (plus one
+bias-free ``Linear`` and a ``LogSoftmax`` for the pose) whose outputs are the
+digit logits and ``log p(digit, element)`` ``(B, 10, |G|)``, the library's
+``forward_joint``. The continuous angle between group elements (``forward_pose``)
+needs the library. The same function computes them as the network does, so the
+outputs agree up to float rounding, and the quarter-turn behaviour stays exact:
+the expanded banks are the library's.
 
 The ONNX file is that module exported by ``torch.onnx.export`` (the
 ``torch.export``-based exporter, opset 18, one self-contained file, a dynamic
-batch axis, input ``image`` ``(B, 1, 28, 28)`` float32 in [0, 1], output
-``logits``). ``--check`` runs it with onnxruntime against the library.
+batch axis, input ``image`` ``(B, in_channels, 28, 28)`` float32 in [0, 1],
+output ``logits``, and ``joint`` for a joint head). ``--check`` runs it with
+onnxruntime against the library.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 from pathlib import Path
 from typing import cast
@@ -30,8 +36,8 @@ from torch import nn
 from model.checkpoint import load_checkpoint
 from model.fusion import fold_batch_norm
 from model.layers import GroupBatchNorm, GroupConv2d, LiftingConv2d
-from model.networks import BaselineCNN, GroupEquivariantCNN
-from model.orientation import JointHead
+from model.networks import BaselineCNN, CNNConfig, GroupEquivariantCNN
+from model.orientation import JointHead, pose_profile
 
 __all__ = ["export", "export_onnx", "main"]
 
@@ -40,15 +46,38 @@ OPSET = 18
 
 
 @torch.no_grad()
-def export(model: nn.Module) -> nn.Sequential:
-    """``model`` (a G-CNN or the plain CNN, trained) as a plain-PyTorch ``nn.Sequential``, in eval mode."""
+def export(model: nn.Module) -> nn.Module:
+    """``model`` (a G-CNN or the plain CNN, trained) as plain PyTorch, in eval mode.
+
+    An ``nn.Sequential`` that computes the digit logits ``(B, classes)``; for a network with a
+    joint head, a ``torch.fx.GraphModule`` that computes ``(logits, joint)``, ``joint`` being
+    ``log p(digit, element)`` ``(B, classes, |G|)`` as :meth:`GroupEquivariantCNN.forward_joint`.
+    """
     if isinstance(model, GroupEquivariantCNN):
-        layers = _gcnn_layers(model)
+        features, digits = _gcnn_features(model), _invariant_head(model)
+        if isinstance(model.head, JointHead):
+            joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), _pose_head(model.head))
+            return torch.fx.symbolic_trace(joint).eval()  # generated code: no class of this package
+        layers = features + digits
     elif isinstance(model, BaselineCNN):
         layers = _cnn_layers(model)
     else:
         raise TypeError(f"cannot export {type(model).__name__}: expected GroupEquivariantCNN or BaselineCNN")
     return nn.Sequential(*layers).eval()
+
+
+class _JointOutputs(nn.Module):
+    """``(logits (B, D), log p(digit, element) (B, D, |G|))`` from shared features; traced by
+    ``torch.fx`` into a module of ``torch.nn`` layers, so the export never refers to this class."""
+
+    def __init__(self, features: nn.Sequential, digits: nn.Sequential, pose: nn.Sequential) -> None:
+        super().__init__()
+        self.features, self.digits, self.pose = features, digits, pose
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.features(x)  # (B, C*G, H, W)
+        logits = self.digits(features)  # (B, D)
+        return logits, torch.log_softmax(logits, dim=1).unsqueeze(2) + self.pose(features)  # (B, D, G)
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> nn.Conv2d:
@@ -59,12 +88,16 @@ def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -
     return conv
 
 
-def _gcnn_layers(model: GroupEquivariantCNN) -> list[nn.Module]:
+def _gcnn_features(model: GroupEquivariantCNN) -> list[nn.Module]:
+    """Image ``(B, I, H, W)`` -> features ``(B, C*G, H', W')``: the input low-pass, then every
+    conv + batch norm + ReLU as one convolution."""
     config, order = model.config, model.group.order
     layers: list[nn.Module] = []
-    if model.blur.shape[-1] > 1:  # the input low-pass, as a fixed convolution
-        blur = nn.Conv2d(1, 1, model.blur.shape[-1], padding=model.blur.shape[-1] // 2, bias=False)
-        blur.weight.copy_(model.blur)
+    size = model.blur.shape[-1]
+    if size > 1:  # the input low-pass: a fixed convolution of each channel alone
+        channels = config.in_channels
+        blur = nn.Conv2d(channels, channels, size, padding=size // 2, groups=channels, bias=False)
+        blur.weight.copy_(model.blur.expand(channels, 1, size, size))
         layers.append(blur)
     for index, (conv, norm) in enumerate(zip(model.convs, model.norms, strict=True)):
         conv, norm = cast(LiftingConv2d | GroupConv2d, conv), cast(GroupBatchNorm, norm)
@@ -72,12 +105,38 @@ def _gcnn_layers(model: GroupEquivariantCNN) -> list[nn.Module]:
         layers += [_conv(weight, bias, conv.stride, conv.padding), nn.ReLU()]
         if index in config.pool_after:
             layers.append(nn.MaxPool2d(2))
-    # (B, C*G, H, W) -> (B, C, G, H, W) -> pooled over the group axis -> (B, C, H, W)
+    return layers
+
+
+def _invariant_head(model: GroupEquivariantCNN) -> list[nn.Module]:
+    """Features ``(B, C*G, H, W)`` -> digit logits ``(B, D)``: pooled over the group axis, then space."""
+    config, order = model.config, model.group.order
     joint = isinstance(model.head, JointHead)
     pool_group = nn.MaxPool3d if joint or config.group_pool == "max" else nn.AvgPool3d
-    layers += [nn.Unflatten(1, (config.hidden_channels, order)), pool_group((order, 1, 1)), nn.Flatten(1, 2)]
+    # (B, C*G, H, W) -> (B, C, G, H, W) -> pooled over the group axis -> (B, C, H, W)
+    layers = [nn.Unflatten(1, (config.hidden_channels, order)), pool_group((order, 1, 1)), nn.Flatten(1, 2)]
     linear = model.head.invariant if isinstance(model.head, JointHead) else model.head
     return [*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), _copy_linear(cast(nn.Linear, linear))]
+
+
+def _pose_head(head: JointHead) -> nn.Sequential:
+    """Features ``(B, C*G, H, W)`` -> ``log p(element | digit)`` ``(B, D, G)``.
+
+    The pose profile at the group elements is linear in the per-element features ``z(c, g)``
+    (see :mod:`model.orientation`), so it is one bias-free ``Linear`` ``C*G -> D*G``, whose
+    columns are the head's own profile of each feature alone (computed in float64).
+    """
+    double = copy.deepcopy(head).double()
+    classes, channels = double.invariant.out_features, double.invariant.in_features
+    order = double.cos_table.shape[0]
+    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
+    _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
+    profiles = pose_profile(coefficients, double.cos_table, double.sin_table)  # (C*G, D, G)
+    linear = nn.Linear(channels * order, classes * order, bias=False)
+    linear.weight.copy_(profiles.flatten(1).T)  # (D*G, C*G)
+    return nn.Sequential(
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.Unflatten(1, (classes, order)), nn.LogSoftmax(dim=2)
+    )
 
 
 def _cnn_layers(model: BaselineCNN) -> list[nn.Module]:
@@ -98,16 +157,18 @@ def _copy_linear(linear: nn.Linear) -> nn.Linear:
 
 
 def export_onnx(model: nn.Module, path: Path, size: int = 28) -> Path:
-    """``export(model)`` as an ONNX file: input ``image`` ``(B, 1, size, size)``, output ``logits``."""
+    """``export(model)`` as an ONNX file: input ``image`` ``(B, in_channels, size, size)``, output
+    ``logits``, and ``joint`` for a network with a joint head (see :func:`export`)."""
     plain = export(model)
-    example = torch.rand(2, 1, size, size)
+    channels = cast(CNNConfig, model.config).in_channels
+    outputs = ["logits", "joint"] if _has_joint_head(model) else ["logits"]
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.onnx.export(
         plain,
-        (example,),
+        (torch.rand(2, channels, size, size),),
         str(path),
         input_names=["image"],
-        output_names=["logits"],
+        output_names=outputs,
         dynamic_shapes=({0: torch.export.Dim("batch")},),
         opset_version=OPSET,
         dynamo=True,
@@ -118,14 +179,27 @@ def export_onnx(model: nn.Module, path: Path, size: int = 28) -> Path:
 
 
 def check_onnx(model: nn.Module, path: Path, images: torch.Tensor) -> float:
-    """The largest absolute difference between onnxruntime's logits and the library's on ``images``."""
+    """The largest absolute difference between onnxruntime's outputs and the library's on ``images``:
+    the digit logits, and for a joint head ``log p(digit, element)`` too."""
     import onnxruntime  # dev dependency: only to check and to benchmark
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (logits,) = session.run(["logits"], {"image": images.numpy()})
+    names = [output.name for output in session.get_outputs()]
+    found = session.run(names, {"image": images.numpy()})
     with torch.inference_mode():
-        expected = model.eval()(images)
-    return float((torch.from_numpy(logits) - expected).abs().max())
+        model.eval()
+        expected = {"logits": model(images)}
+        if _has_joint_head(model):
+            expected["joint"] = cast(GroupEquivariantCNN, model).forward_joint(images)
+    if sorted(names) != sorted(expected):
+        raise ValueError(f"{path} has outputs {names}, the library {sorted(expected)}")
+    return max(
+        float((torch.from_numpy(array) - expected[name]).abs().max()) for name, array in zip(names, found, strict=True)
+    )
+
+
+def _has_joint_head(model: nn.Module) -> bool:
+    return isinstance(model, GroupEquivariantCNN) and isinstance(model.head, JointHead)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,11 +211,13 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     model, card = load_checkpoint(args.card)
     export_onnx(model, args.onnx)
-    logger.info("wrote %s (%s, %d bytes)", args.onnx, card["name"], args.onnx.stat().st_size)
+    outputs = "logits, joint" if _has_joint_head(model) else "logits"
+    logger.info("wrote %s (%s, %d bytes, outputs: %s)", args.onnx, card["name"], args.onnx.stat().st_size, outputs)
     if args.check:
-        images = torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+        channels = cast(CNNConfig, model.config).in_channels
+        images = torch.rand(64, channels, 28, 28, generator=torch.Generator().manual_seed(0))
         logger.info(
-            "onnxruntime vs library, 64 random images: max |logit difference| %.2e",
+            "onnxruntime vs library, 64 random images: max |output difference| %.2e",
             check_onnx(model, args.onnx, images),
         )
 
