@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
+from PIL import Image
 
-from app.imaging import decode_image, to_display_pixels, to_grey
+from app.imaging import decode_image, load_frame, open_image, to_display_pixels, to_grey
 from app.preprocessing import PreprocessMode, to_model_input
 
-__all__ = ["DECODE_FUNCTIONS", "DECODE_MAX_SIDE", "DECODE_MIN_SIDE", "display_pixels", "model_input"]
+__all__ = ["DECODE_FUNCTIONS", "DECODE_MAX_SIDE", "DECODE_MIN_SIDE", "display_pixels", "input_of", "model_input"]
 
 # A JPEG may be decoded at 1/2, 1/4 or 1/8 scale if its short side stays above this:
 # enough for a digit that fills a fraction of a photo to keep ~100 px before it shrinks to 20.
@@ -26,7 +27,13 @@ DECODE_MAX_SIDE = 2048
 
 def model_input(data: bytes, max_pixels: int, mode: PreprocessMode | str) -> np.ndarray:
     """Upload bytes -> the upright ``(28, 28)`` float32 input (see :mod:`app.preprocessing`)."""
-    image = decode_image(data, max_pixels, min_side=DECODE_MIN_SIDE, max_side=DECODE_MAX_SIDE)
+    return input_of(open_image(data, max_pixels), mode)
+
+
+def input_of(header: Image.Image, mode: PreprocessMode | str) -> np.ndarray:
+    """An upload :func:`app.imaging.open_image` opened (its limits checked, no pixel decoded) -> its
+    ``(28, 28)`` input: :func:`model_input` after the header, for an upload whose header is open already."""
+    image = load_frame(header, min_side=DECODE_MIN_SIDE, max_side=DECODE_MAX_SIDE)
     return to_model_input(to_grey(image), PreprocessMode(mode))
 
 

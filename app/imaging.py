@@ -26,6 +26,7 @@ __all__ = [
     "SUPPORTED_MEDIA_TYPES",
     "decode_image",
     "encode_png",
+    "load_frame",
     "open_image",
     "png_base64",
     "to_display_pixels",
@@ -123,11 +124,16 @@ def _check_structure(data: bytes, image: Image.Image) -> None:
 def decode_image(
     data: bytes, max_pixels: int, *, min_side: int | None = None, max_side: int | None = None
 ) -> Image.Image:
-    """Decode the first frame of an upload, EXIF orientation applied.
+    """Decode the first frame of an upload, EXIF orientation applied: :func:`load_frame` of
+    :func:`open_image` (the limits are checked on the header before any pixel is decoded)."""
+    return load_frame(open_image(data, max_pixels), min_side=min_side, max_side=max_side)
+
+
+def load_frame(image: Image.Image, *, min_side: int | None = None, max_side: int | None = None) -> Image.Image:
+    """Decode the first frame of an image :func:`open_image` returned, EXIF orientation applied.
 
     Args:
-        data: the uploaded bytes.
-        max_pixels: the decode limit, checked on the header before decoding.
+        image: an opened upload whose header passed :func:`open_image`'s checks; no pixel decoded yet.
         min_side: when set, a JPEG may be decoded at a reduced scale (libjpeg's
             DCT scaling) as long as both sides stay at least this large. The
             classifier needs ~20 pixels per digit, so a phone photo need not be
@@ -137,10 +143,9 @@ def decode_image(
             decoding does not grow with a scan's resolution.
 
     Raises:
-        the errors of :func:`open_image`, and CorruptImageError when the pixel data
-        does not decode (truncated or damaged file).
+        ImageTooLargeError: decoding needs more memory than one upload may use;
+        CorruptImageError: the pixel data does not decode (truncated or damaged file).
     """
-    image = open_image(data, max_pixels)
     try:
         image.seek(0)  # multi-frame GIF/TIFF/WebP/APNG: the first frame
         if min_side is not None and image.format == "JPEG":

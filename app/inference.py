@@ -7,9 +7,9 @@ intra-op threads, keeps the CPU from being oversubscribed however many requests
 arrive at once, and keeps the event loop free.
 
 Dynamic micro-batching: :meth:`InferenceEngine.classify` queues each request's
-work; whenever the worker is free it takes every queued request (up to
-``max_batch_requests`` of them), prepares each one's images, and runs every
-model once on all of them. A request that finds the worker idle goes at once, so a
+inputs (:class:`app.inputs.ModelInputs`); whenever the worker is free it takes every
+queued request (up to ``max_batch_requests`` of them), builds each one's batch, and
+runs every model once on all of them. A request that finds the worker idle goes at once, so a
 lone request waits for nothing; under concurrency, requests that arrive while
 a batch runs share the next forward pass.
 """
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from app.answers import ModelOutput, predictions
+from app.inputs import ModelInputs
 from app.schemas import OrientationPrior
 from model.checkpoint import load_checkpoint
 from model.groups import get_group
@@ -200,9 +201,9 @@ class TorchWorker:
 
 @dataclass
 class _Job:
-    """One request's work: ``prepare()`` builds its ``(B, 1, 28, 28)`` images; ``future`` gets its answer."""
+    """One request's work: ``inputs.batch()`` builds its ``(B, 1, 28, 28)`` images; ``future`` gets its answer."""
 
-    prepare: Callable[[], torch.Tensor]
+    inputs: ModelInputs
     context: contextvars.Context
     future: asyncio.Future[tuple[torch.Tensor, list[ModelOutput]]]
 
@@ -237,18 +238,16 @@ class InferenceEngine:
                 self._on_inference(output.name, len(images), output.seconds)
         return outputs
 
-    async def classify(
-        self, prepare: Callable[P, torch.Tensor], *args: P.args, **kwargs: P.kwargs
-    ) -> tuple[torch.Tensor, list[ModelOutput]]:
-        """``batch = prepare(...)``, then :meth:`predict` on it: the batch and every model's output.
+    async def classify(self, inputs: ModelInputs) -> tuple[torch.Tensor, list[ModelOutput]]:
+        """``batch = inputs.batch()``, then :meth:`predict` on it: the batch and every model's output.
 
         Both run on the worker thread in one hop (every hop between threads costs a
         wake-up), together with whatever other requests are queued (see the module
-        docstring); the outputs returned hold this request's rows only. An error in
-        ``prepare`` fails this request alone.
+        docstring); the outputs returned hold this request's rows only. An error while
+        building the batch (an upload that does not decode) fails this request alone.
         """
         loop = asyncio.get_running_loop()
-        job = _Job(functools.partial(prepare, *args, **kwargs), contextvars.copy_context(), loop.create_future())
+        job = _Job(inputs, contextvars.copy_context(), loop.create_future())
         self._queue.append(job)
         if self._draining is None:
             self._draining = loop.create_task(self._drain())
@@ -284,11 +283,11 @@ class InferenceEngine:
         return jobs
 
     def _run_jobs(self, jobs: Sequence[_Job]) -> list[tuple[torch.Tensor, list[ModelOutput]] | Exception]:
-        """On the worker thread: prepare every job (in its request's context), then one forward pass for all."""
+        """On the worker thread: build every job's batch (in its request's context), then one forward pass for all."""
         prepared: list[torch.Tensor | Exception] = []
         for job in jobs:
             try:
-                prepared.append(job.context.run(job.prepare))
+                prepared.append(job.context.run(job.inputs.batch))
             except Exception as error:  # this request's input error: the others go on
                 prepared.append(error)
         batches = [batch for batch in prepared if isinstance(batch, torch.Tensor)]

@@ -1,10 +1,12 @@
-"""The steps every classifying endpoint shares: upload -> 28x28 input -> batch -> response rows.
+"""The steps every classifying endpoint shares: uploads -> pictures -> the engine -> the models' outputs.
 
-Decoding is split by cost. An upload that is small in bytes *and* in declared
-pixels (at most :data:`INLINE_BYTES` and :data:`INLINE_PIXELS`: a drawn or
-MNIST-sized digit) costs microseconds and is decoded with the batch on the
-torch worker; anything larger goes to a decode process with a time and memory
-budget first (:mod:`app.sandbox`), so no upload can hold the worker.
+Decoding is split by cost, in one place (:func:`decode_upload`). An upload that
+is small in bytes *and* in declared pixels (at most :data:`INLINE_BYTES` and
+:data:`INLINE_PIXELS`: a drawn or MNIST-sized digit) costs microseconds: its
+header is opened here, once, and its pixels are decoded with the batch on the
+torch worker (:meth:`app.inputs.ModelInputs.batch`); anything larger goes to a
+decode process with a time and memory budget first (:mod:`app.sandbox`), so no
+upload can hold the worker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 
 from app.answers import ModelOutput, predictions, to_png_base64, with_prior
@@ -21,7 +22,7 @@ from app.decoding import model_input
 from app.errors import InputError
 from app.imaging import open_image
 from app.inference import InferenceEngine
-from app.preprocessing import PreprocessMode
+from app.inputs import InputSpec, ModelInputs, Picture, about_file
 from app.sandbox import DecodePool
 from app.schemas import TransformInfo
 from app.transforms import Transform
@@ -29,10 +30,11 @@ from app.uploads import Upload
 
 # predictions, to_png_base64 and with_prior are app.answers': listed here too for the routers that import them from here
 __all__ = [
+    "InputSpec",
     "classify_uploads",
+    "decode_upload",
     "decode_uploads",
     "predictions",
-    "prepare_batch",
     "to_png_base64",
     "transform_info",
     "with_prior",
@@ -42,70 +44,39 @@ INLINE_BYTES = 16 * 1024
 INLINE_PIXELS = 256 * 256
 
 
-def is_cheap(data: bytes, max_pixels: int) -> bool:
-    """Whether an upload is small enough to decode inline (its header parse is bounded by its size)."""
-    if len(data) > INLINE_BYTES:
-        return False
-    try:
-        width, height = open_image(data, max_pixels).size
-    except InputError:
-        return True  # the inline decode raises the same error at once
-    return width * height <= INLINE_PIXELS
+async def decode_upload(upload: Upload, pool: DecodePool, spec: InputSpec) -> Picture:
+    """An upload's picture: a small one's opened header (decoded later, on the torch worker), or the
+    ``(28, 28)`` input a decode process made of a larger one.
+
+    Raises:
+        InputError: the header is refused (a small upload), or the decode process's error.
+    """
+    if len(upload.data) <= INLINE_BYTES:  # its header parse is bounded by its size
+        header = open_image(upload.data, spec.max_pixels)
+        width, height = header.size
+        if width * height <= INLINE_PIXELS:
+            return header
+    return await pool.run(model_input, upload.data, spec.max_pixels, spec.mode)
 
 
-async def decode_uploads(
-    uploads: Sequence[Upload], pool: DecodePool, max_pixels: int, mode: PreprocessMode
-) -> list[np.ndarray | Upload]:
-    """Every upload's ``(28, 28)`` input from a decode process, except cheap ones (left for
-    :func:`prepare_batch`); all of them decode, then the first error (by file) is raised."""
-
-    async def decode(upload: Upload) -> np.ndarray | Upload:
-        return (
-            upload if is_cheap(upload.data, max_pixels) else await pool.run(model_input, upload.data, max_pixels, mode)
-        )
-
-    results = await asyncio.gather(*(decode(upload) for upload in uploads), return_exceptions=True)
+async def decode_uploads(uploads: Sequence[Upload], pool: DecodePool, spec: InputSpec) -> ModelInputs:
+    """Every upload's picture (:func:`decode_upload`); all of them decode, then the first error (by file) is raised."""
+    results = await asyncio.gather(*(decode_upload(upload, pool, spec) for upload in uploads), return_exceptions=True)
+    filenames = [upload.filename for upload in uploads]
     for index, result in enumerate(results):
         if isinstance(result, InputError):
-            raise _about_file(result, index, uploads)
+            raise about_file(result, index, filenames)
         if isinstance(result, BaseException):
             raise result
-    return results  # type: ignore[return-value]
-
-
-def prepare_batch(
-    inputs: Sequence[np.ndarray | Upload], max_pixels: int, mode: PreprocessMode, transform: Transform
-) -> torch.Tensor:
-    """The transformed ``(B, 1, 28, 28)`` batch of decoded inputs and cheap uploads (decoded here)."""
-    images = []
-    for index, item in enumerate(inputs):
-        try:
-            images.append(model_input(item.data, max_pixels, mode) if isinstance(item, Upload) else item)
-        except InputError as error:
-            raise _about_file(error, index, inputs) from error
-    return transform.apply(torch.from_numpy(np.stack(images))[:, None])  # (B, 1, 28, 28)
+    return ModelInputs(results, filenames, spec)  # type: ignore[arg-type]
 
 
 async def classify_uploads(
-    uploads: Sequence[Upload],
-    engine: InferenceEngine,
-    decoder: DecodePool,
-    max_pixels: int,
-    mode: PreprocessMode,
-    transform: Transform,
+    uploads: Sequence[Upload], engine: InferenceEngine, decoder: DecodePool, spec: InputSpec
 ) -> tuple[torch.Tensor, list[ModelOutput]]:
-    """Decode (large uploads in a decode process), then batch and run every model on the torch worker."""
-    inputs = await decode_uploads(uploads, decoder, max_pixels, mode)
-    return await engine.classify(prepare_batch, inputs, max_pixels, mode, transform)
-
-
-def _about_file(error: InputError, index: int, items: Sequence[object]) -> InputError:
-    """In a batch, the error names the file it is about (a single upload's error stands as it is)."""
-    if len(items) == 1:
-        return error
-    item = items[index]
-    name = item.filename if isinstance(item, Upload) else None
-    return type(error)(f"file {index} ({name or 'unnamed'}): {error}")
+    """Decode (large uploads in a decode process), then batch and run every model on the torch worker:
+    the batch the models saw and their outputs."""
+    return await engine.classify(await decode_uploads(uploads, decoder, spec))
 
 
 def transform_info(transform: Transform) -> TransformInfo:

@@ -21,7 +21,7 @@ from app.dependencies import (
 )
 from app.disconnect import unless_disconnected
 from app.errors import TooManyFilesError
-from app.pipeline import classify_uploads, predictions, to_png_base64, transform_info
+from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64, transform_info
 from app.problems import problem_responses
 from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse, json_response
 from app.uploads import read_upload, read_uploads
@@ -56,7 +56,7 @@ async def classify(
     request_id: RequestIdDep,
 ) -> Response:
     upload = await read_upload(file, settings.max_upload_bytes)
-    work = classify_uploads([upload], engine, decoder, settings.max_pixels, preprocess, transform)
+    work = classify_uploads([upload], engine, decoder, InputSpec(settings.max_pixels, preprocess, transform))
     batch, outputs = await unless_disconnected(request, work)
     metrics.count_images(request)
     return json_response(
@@ -99,7 +99,7 @@ async def classify_batch(
     if len(files) > settings.max_batch:
         raise TooManyFilesError(f"{len(files)} files in one batch; the limit is {settings.max_batch}")
     uploads = await read_uploads(files, settings.max_upload_bytes)
-    work = classify_uploads(uploads, engine, decoder, settings.max_pixels, preprocess, transform)
+    work = classify_uploads(uploads, engine, decoder, InputSpec(settings.max_pixels, preprocess, transform))
     batch, outputs = await unless_disconnected(request, work)
     metrics.count_images(request, len(uploads))
     items = [

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
-import torch
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -23,14 +21,12 @@ from app.dependencies import (
 )
 from app.disconnect import unless_disconnected
 from app.errors import InvalidTransformError
-from app.inference import ModelOutput
-from app.pipeline import decode_uploads, predictions, prepare_batch, to_png_base64
-from app.preprocessing import PreprocessMode
+from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64
 from app.problems import problem_responses
 from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary, json_response
 from app.settings import Settings
-from app.transforms import Transform, parse_group
-from app.uploads import Upload, read_upload
+from app.transforms import parse_group
+from app.uploads import read_upload
 from model.groups import Group
 
 router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipart)])
@@ -75,12 +71,8 @@ async def orbit(
             f"{symmetry.name} has {symmetry.order} elements; /orbit allows at most {settings.max_orbit}"
         )
     upload = await read_upload(file, settings.max_upload_bytes)
-
-    async def work() -> tuple[torch.Tensor, list[ModelOutput]]:
-        inputs = await decode_uploads([upload], decoder, settings.max_pixels, preprocess)
-        return await engine.classify(_orbit_batch, inputs[0], settings.max_pixels, preprocess, symmetry)
-
-    batch, outputs = await unless_disconnected(request, work())
+    spec = InputSpec(settings.max_pixels, preprocess, orbit=symmetry)  # one upload: row g is element g
+    batch, outputs = await unless_disconnected(request, classify_uploads([upload], engine, decoder, spec))
     per_element = predictions(outputs, prior, turned=[symmetry.degrees(g) for g in symmetry.elements()])
     metrics.count_images(request)
     return json_response(
@@ -96,12 +88,6 @@ async def orbit(
             image=to_png_base64(batch[0, 0]) if return_image else None,  # element 0 is the identity
         )
     )
-
-
-def _orbit_batch(item: np.ndarray | Upload, max_pixels: int, preprocess: PreprocessMode, group: Group) -> torch.Tensor:
-    """The upright input transformed by every element of ``group``: ``(|G|, 1, 28, 28)``."""
-    upright = prepare_batch([item], max_pixels, preprocess, Transform())
-    return torch.cat([group.transform_images(upright, g) for g in group.elements()])
 
 
 def _rows(group: Group, per_element: list[list[ModelPrediction]]) -> list[OrbitRow]:

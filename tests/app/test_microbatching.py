@@ -5,14 +5,19 @@ No timing assertions: throughput is measured by ``bench/loadtest.py``."""
 from __future__ import annotations
 
 import asyncio
+import io
 import threading
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from app.errors import InputError
+from app.imaging import open_image
 from app.inference import InferenceEngine, LoadedModel, TorchWorker
+from app.inputs import InputSpec, ModelInputs
 from model.registry import create_model
 
 
@@ -34,32 +39,35 @@ def worker() -> Iterator[TorchWorker]:
     worker.close()
 
 
-def image(seed: int, count: int = 1) -> torch.Tensor:
+def images(seed: int, count: int = 1) -> torch.Tensor:
     return torch.rand(count, 1, 28, 28, generator=torch.Generator().manual_seed(seed))
 
 
-def held_up(gate: threading.Event) -> torch.Tensor:
-    """A prepare step that keeps the worker busy until ``gate`` opens, so that others queue up."""
-    gate.wait(timeout=10)
-    return image(100)
+def inputs(seed: int, count: int = 1) -> ModelInputs:
+    """``count`` decoded pictures, as the pipeline hands them to the engine: ``images(seed, count)`` once batched."""
+    pictures = list(images(seed, count)[:, 0].numpy())
+    return ModelInputs(pictures, [None] * count, InputSpec(max_pixels=28 * 28))
 
 
-def failing() -> torch.Tensor:
-    raise InputError("not an image")
+def undecodable() -> ModelInputs:
+    """A small upload whose header opens but whose pixels do not decode (the PNG is cut short)."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(28 * 28, dtype=np.uint8).reshape(28, 28)).save(buffer, format="PNG")
+    header = open_image(buffer.getvalue()[:60], 10**6)
+    return ModelInputs([header], ["cut.png"], InputSpec(max_pixels=10**6))
 
 
-def run_concurrently(engine: InferenceEngine, seeds: list[int], *, extra: list | None = None) -> list:
-    """Hold the worker, queue ``classify`` for every seed (and ``extra`` prepares), release, gather."""
+def run_concurrently(engine: InferenceEngine, worker: TorchWorker, requests: list[ModelInputs]) -> list:
+    """Hold the worker, queue ``classify`` for every request, release the worker, gather the answers."""
 
     async def scenario() -> list:
         gate = threading.Event()
-        first = asyncio.ensure_future(engine.classify(held_up, gate))
-        await asyncio.sleep(0.05)  # the first job now occupies the worker
-        calls = [engine.classify(image, seed) for seed in seeds] + [engine.classify(p) for p in extra or []]
-        tasks = [asyncio.ensure_future(call) for call in calls]
+        held = asyncio.ensure_future(worker.run(gate.wait, 10))  # the worker is busy: requests queue up
+        await asyncio.sleep(0.05)
+        tasks = [asyncio.ensure_future(engine.classify(request)) for request in requests]
         await asyncio.sleep(0.05)
         gate.set()
-        await first
+        await held
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     return asyncio.run(scenario())
@@ -68,11 +76,11 @@ def run_concurrently(engine: InferenceEngine, seeds: list[int], *, extra: list |
 def test_queued_requests_share_one_forward_pass(models: list[LoadedModel], worker: TorchWorker) -> None:
     passes: list[tuple[str, int]] = []
     engine = InferenceEngine(models, worker, on_inference=lambda name, batch, _: passes.append((name, batch)))
-    answers = run_concurrently(engine, [1, 2, 3, 4, 5])
-    assert passes == [("cnn", 1), ("gcnn", 1), ("cnn", 5), ("gcnn", 5)]
+    answers = run_concurrently(engine, worker, [inputs(seed) for seed in [1, 2, 3, 4, 5]])
+    assert passes == [("cnn", 5), ("gcnn", 5)]
     for seed, (batch, outputs) in zip([1, 2, 3, 4, 5], answers, strict=True):
-        assert torch.equal(batch, image(seed))
-        alone = engine.predict(image(seed))
+        assert torch.equal(batch, images(seed))
+        alone = engine.predict(images(seed))
         for output, expected in zip(outputs, alone, strict=True):
             assert output.name == expected.name and output.probabilities.shape == (1, 10)
             torch.testing.assert_close(output.probabilities, expected.probabilities, atol=1e-5, rtol=1e-4)
@@ -84,7 +92,7 @@ def test_a_lone_request_runs_at_once_on_its_own(models: list[LoadedModel], worke
 
     async def one_by_one() -> None:
         for seed in range(3):
-            batch, _ = await engine.classify(image, seed, count=2)
+            batch, _ = await engine.classify(inputs(seed, count=2))
             assert batch.shape == (2, 1, 28, 28)
 
     asyncio.run(one_by_one())
@@ -93,17 +101,17 @@ def test_a_lone_request_runs_at_once_on_its_own(models: list[LoadedModel], worke
 
 def test_a_bad_input_fails_only_its_own_request(models: list[LoadedModel], worker: TorchWorker) -> None:
     engine = InferenceEngine(models, worker)
-    answers = run_concurrently(engine, [1, 2], extra=[failing])
+    answers = run_concurrently(engine, worker, [inputs(1), inputs(2), undecodable()])
     assert isinstance(answers[2], InputError)
     assert all(isinstance(answer, tuple) for answer in answers[:2])
 
 
 def test_multi_image_requests_get_their_own_rows(models: list[LoadedModel], worker: TorchWorker) -> None:
     engine = InferenceEngine(models, worker)
-    answers = run_concurrently(engine, [], extra=[lambda: image(1, 3), lambda: image(2, 2)])
+    answers = run_concurrently(engine, worker, [inputs(1, 3), inputs(2, 2)])
     assert [answer[1][0].probabilities.shape for answer in answers] == [(3, 10), (2, 10)]
     torch.testing.assert_close(
-        answers[1][1][1].probabilities, engine.predict(image(2, 2))[1].probabilities, atol=1e-5, rtol=1e-4
+        answers[1][1][1].probabilities, engine.predict(images(2, 2))[1].probabilities, atol=1e-5, rtol=1e-4
     )
 
 
@@ -112,8 +120,8 @@ def test_batches_are_capped(models: list[LoadedModel], worker: TorchWorker) -> N
     engine = InferenceEngine(
         models[:1], worker, on_inference=lambda _, batch, __: sizes.append(batch), max_batch_requests=2
     )
-    run_concurrently(engine, [1, 2, 3, 4, 5])
-    assert sizes == [1, 2, 2, 1]
+    run_concurrently(engine, worker, [inputs(seed) for seed in [1, 2, 3, 4, 5]])
+    assert sizes == [2, 2, 1]
     with pytest.raises(ValueError, match="max_batch_requests"):
         InferenceEngine(models, worker, max_batch_requests=0)
 
@@ -123,13 +131,13 @@ def test_a_cancelled_request_does_not_stop_the_others(models: list[LoadedModel],
 
     async def scenario() -> list:
         gate = threading.Event()
-        first = asyncio.ensure_future(engine.classify(held_up, gate))
+        held = asyncio.ensure_future(worker.run(gate.wait, 10))
         await asyncio.sleep(0.05)
-        tasks = [asyncio.ensure_future(engine.classify(image, seed)) for seed in range(3)]
+        tasks = [asyncio.ensure_future(engine.classify(inputs(seed))) for seed in range(3)]
         await asyncio.sleep(0.05)
         tasks[1].cancel()
         gate.set()
-        await first
+        await held
         return await asyncio.gather(*tasks, return_exceptions=True)
 
     answers = asyncio.run(scenario())
@@ -138,6 +146,9 @@ def test_a_cancelled_request_does_not_stop_the_others(models: list[LoadedModel],
 
 
 def test_a_failing_model_fails_every_request_of_its_batch(models: list[LoadedModel], worker: TorchWorker) -> None:
-    engine = InferenceEngine(models, worker)
-    answers = run_concurrently(engine, [1, 2], extra=[lambda: torch.zeros(1, 3, 28, 28)])  # wrong channel count
-    assert all(isinstance(answer, RuntimeError | ValueError) for answer in answers)
+    colour = create_model("cnn", hidden_channels=4, in_channels=3).eval()  # refuses the grey batch
+    engine = InferenceEngine(
+        [*models, LoadedModel("colour", colour, {"architecture": "BaselineCNN", "config": {}})], worker
+    )
+    answers = run_concurrently(engine, worker, [inputs(1), inputs(2)])
+    assert len(answers) == 2 and all(isinstance(answer, RuntimeError | ValueError) for answer in answers)

@@ -166,3 +166,21 @@ def test_batch_of_one_is_the_same_as_classify(client: TestClient) -> None:
     batch = client.post("/classify/batch", files=[("files", ("digit.png", png_of(5), "image/png"))]).json()
     for one, other in zip(single["predictions"], batch["items"][0]["predictions"], strict=True):
         assert one["probabilities"] == pytest.approx(other["probabilities"], abs=1e-5)
+
+
+@pytest.mark.parametrize("path", ["/classify", "/classify/batch", "/orbit"])
+def test_a_small_upload_has_its_header_opened_once(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    opened: list[int] = []
+    real_open = Image.open
+
+    def counting_open(*args: object, **kwargs: object) -> Image.Image:
+        opened.append(1)
+        return real_open(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    files = upload(png_of(7)) if path != "/classify/batch" else [("files", ("d.png", png_of(7), "image/png"))]
+    response = client.post(path, files=files)
+    assert response.status_code == 200, response.text
+    assert len(opened) == 1
