@@ -52,18 +52,49 @@ def export(model: nn.Module) -> nn.Module:
     An ``nn.Sequential`` that computes the digit logits ``(B, classes)``; for a network with a
     joint head, a ``torch.fx.GraphModule`` that computes ``(logits, joint)``, ``joint`` being
     ``log p(digit, element)`` ``(B, classes, |G|)`` as :meth:`GroupEquivariantCNN.forward_joint`.
+
+    Raises:
+        TypeError: ``model`` is neither network.
+        ValueError: the export does not reproduce ``model``'s eval-mode outputs on a probe batch
+            (a layer or option this function does not know): nothing is exported silently wrong.
     """
     if isinstance(model, GroupEquivariantCNN):
         features, digits = _gcnn_features(model), _invariant_head(model)
         if isinstance(model.head, JointHead):
             joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), _pose_head(model.head))
-            return torch.fx.symbolic_trace(joint).eval()  # generated code: no class of this package
-        layers = features + digits
+            plain: nn.Module = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
+        else:
+            plain = nn.Sequential(*features, *digits)
     elif isinstance(model, BaselineCNN):
-        layers = _cnn_layers(model)
+        plain = nn.Sequential(*_cnn_layers(model))
     else:
         raise TypeError(f"cannot export {type(model).__name__}: expected GroupEquivariantCNN or BaselineCNN")
-    return nn.Sequential(*layers).eval()
+    _check_reproduces(model, plain.eval())
+    return plain
+
+
+def _check_reproduces(model: nn.Module, plain: nn.Module, tolerance: float = 1e-3) -> None:
+    """Raise ``ValueError`` unless ``plain`` gives ``model``'s eval-mode outputs on a probe batch."""
+    channels = cast(CNNConfig, model.config).in_channels
+    probe = torch.rand(4, channels, 28, 28, generator=torch.Generator().manual_seed(0))
+    was_training = model.training
+    if was_training:  # (an eval-mode model keeps its caches)
+        model.eval()
+    try:
+        expected = [model(probe)]
+        if _has_joint_head(model):
+            expected.append(cast(GroupEquivariantCNN, model).forward_joint(probe))
+    finally:
+        if was_training:
+            model.train()
+    found = plain(probe)
+    found = list(found) if isinstance(found, tuple) else [found]
+    gap = max(float((a - b).abs().max()) for a, b in zip(found, expected, strict=True))
+    if not gap <= tolerance * max(1.0, max(float(e.abs().max()) for e in expected)):
+        raise ValueError(
+            f"cannot export {type(model).__name__}: the plain module's outputs differ from the network's by "
+            f"{gap:.3g} on a probe batch (a layer or option the export does not know?)"
+        )
 
 
 class _JointOutputs(nn.Module):

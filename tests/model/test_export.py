@@ -147,6 +147,30 @@ def test_export_cli_writes_an_onnx_file(tmp_path: Path) -> None:
     assert out.is_file() and out.stat().st_size > 100_000
 
 
+class ShiftedLogits(GroupEquivariantCNN):
+    """A network whose forward does something the export does not know."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + 1.0
+
+
+def test_export_refuses_a_network_it_would_not_reproduce() -> None:
+    model = calibrated("gcnn_c8")
+    shifted = ShiftedLogits(model.config)
+    shifted.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="differ from the network's by 1"):
+        export(shifted.eval())
+
+
+def test_export_of_a_model_in_train_mode_gives_its_eval_outputs_and_leaves_it_training() -> None:
+    model = calibrated("gcnn_c8_pose").train()
+    plain, x = export(model), images(4)
+    assert model.training
+    model.eval()
+    with torch.inference_mode():
+        assert (digit_logits(plain, x) - model(x)).abs().max() <= TOLERANCE
+
+
 def test_export_refuses_other_modules() -> None:
     with pytest.raises(TypeError, match="cannot export"):
         export(nn.Linear(2, 2))
