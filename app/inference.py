@@ -35,8 +35,7 @@ from app.answers import ModelOutput, predictions
 from app.inputs import ModelInputs
 from app.schemas import OrientationPrior
 from model.checkpoint import load_checkpoint
-from model.groups import get_group
-from model.networks import GroupEquivariantCNN
+from model.serving import ServingModel, as_serving
 
 __all__ = [
     "InferenceEngine",
@@ -57,11 +56,20 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A checkpoint in eval mode, with its JSON card."""
+    """A checkpoint in eval mode, with its JSON card; what it can do is asked of the network
+    (:class:`model.serving.ServingModel`), never read from the card.
+
+    Raises:
+        TypeError: the network does not implement :class:`~model.serving.ServingModel`.
+    """
 
     name: str
     module: nn.Module = field(repr=False)
     card: dict[str, Any] = field(repr=False)
+    serving: ServingModel = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "serving", as_serving(self.module))
 
     @property
     def architecture(self) -> str:
@@ -69,14 +77,14 @@ class LoadedModel:
 
     @property
     def has_orientation(self) -> bool:
-        """A G-CNN with a joint (digit, rotation) head."""
-        return isinstance(self.module, GroupEquivariantCNN) and self.module.config.head == "joint"
+        """Whether the network estimates how its input is turned (a G-CNN with a joint head)."""
+        return self.serving.has_pose
 
     @property
     def group(self) -> str | None:
-        """The symmetry group the network is built for (``None`` for the plain CNN)."""
-        group = self.card.get("config", {}).get("group")
-        return str(group) if group is not None else None
+        """The name of the symmetry group the network is built for (``None`` for the plain CNN)."""
+        group = self.serving.group
+        return group.name if group is not None else None
 
 
 def configure_torch(threads: int) -> None:
@@ -113,10 +121,7 @@ def run_models(models: Sequence[LoadedModel], images: torch.Tensor) -> list[Mode
     with torch.inference_mode():
         for model in models:
             started = time.perf_counter()
-            pose = model.module.forward_pose(images) if model.has_orientation else None  # type: ignore[operator]
-            probabilities = (
-                pose.digit_probabilities.float() if pose is not None else torch.softmax(model.module(images), dim=1)
-            )
+            probabilities, pose = model.serving.predict(images)
             outputs.append(ModelOutput(model.name, probabilities, time.perf_counter() - started, pose))
     return outputs
 
@@ -147,7 +152,8 @@ def _check_logits(model: LoadedModel, probe: torch.Tensor) -> None:
         alone = model.module(probe[:1])
         if not torch.allclose(alone, logits[:1], atol=1e-4, rtol=1e-4):
             raise RuntimeError(f"self-test failed for {model.name}: batched and single outputs differ")
-        if model.group is not None and get_group(model.group).rotations % 4 == 0:
+        group = model.serving.group
+        if group is not None and group.rotations % 4 == 0:
             turned = model.module(torch.rot90(probe, 1, dims=(-2, -1)))
             if not torch.allclose(turned, logits, atol=1e-3, rtol=1e-3):
                 raise RuntimeError(f"self-test failed for {model.name}: not invariant to quarter turns")

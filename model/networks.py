@@ -29,9 +29,10 @@ from torch import nn
 
 from model.antialias import ACTIVATIONS, SUBSAMPLINGS, activation, subsample
 from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
-from model.groups import get_group
+from model.groups import Group, get_group
 from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
 from model.orientation import JointHead, Pose
+from model.serving import Prediction
 
 __all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
 
@@ -79,7 +80,13 @@ def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CN
 
 
 class BaselineCNN(CachingModule):
-    """Plain CNN classifier: ``(B, C, H, W)`` -> logits ``(B, out_channels)``."""
+    """Plain CNN classifier: ``(B, C, H, W)`` -> logits ``(B, out_channels)``.
+
+    Served through :class:`model.serving.ServingModel`: no group, no pose.
+    """
+
+    group: Group | None = None  # no symmetry
+    has_pose = False
 
     def __init__(self, config: CNNConfig) -> None:
         super().__init__()
@@ -123,9 +130,16 @@ class BaselineCNN(CachingModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def predict(self, images: torch.Tensor) -> Prediction:
+        """Softmax of the logits, no pose (:class:`model.serving.ServingModel`)."""
+        return Prediction(torch.softmax(self(images), dim=1), None)
+
 
 class GroupEquivariantCNN(CachingModule):
-    """G-CNN classifier: ``(B, C, H, W)`` -> group-invariant logits ``(B, out_channels)``."""
+    """G-CNN classifier: ``(B, C, H, W)`` -> group-invariant logits ``(B, out_channels)``.
+
+    Served through :class:`model.serving.ServingModel`: its group, and a pose when its head is joint.
+    """
 
     blur: torch.Tensor  # buffer, annotated for type checkers
 
@@ -217,6 +231,19 @@ class GroupEquivariantCNN(CachingModule):
         """The joint distribution of digit and continuous angle, :class:`model.orientation.Pose`."""
         head = self._joint_head()
         return Pose.from_head(*head.digit_and_pose(self.forward_features(x)), self.group)
+
+    @property
+    def has_pose(self) -> bool:
+        """Whether the head is joint (digit, rotation): :meth:`predict` then answers a pose."""
+        return isinstance(self.head, JointHead)
+
+    def predict(self, images: torch.Tensor) -> Prediction:
+        """``p(d)`` and, with a joint head, the :class:`~model.orientation.Pose` it is the marginal of
+        (:class:`model.serving.ServingModel`)."""
+        if not self.has_pose:
+            return Prediction(torch.softmax(self(images), dim=1), None)
+        pose = self.forward_pose(images)
+        return Prediction(pose.digit_probabilities.float(), pose)
 
     def _joint_head(self) -> JointHead:
         if not isinstance(self.head, JointHead):
