@@ -4,8 +4,9 @@
 
 :func:`export` turns a network into an ``nn.Sequential`` of ``Conv2d``, ``ReLU``,
 ``MaxPool2d``, ``MaxPool3d``/``AvgPool3d`` (the pooling over the group axis),
-``AdaptiveAvgPool2d``, ``Flatten``/``Unflatten`` and ``Linear``: every batch
-norm folded into its convolution, every kernel bank expanded once. Its output
+``AdaptiveAvgPool2d``, ``Flatten``/``Unflatten`` and ``Linear`` (``ELU``/``Softplus``
+and a fixed per-channel ``Conv2d`` for the blur pool where the config asks): every
+batch norm folded into its convolution, every kernel bank expanded once. Its output
 is the network's digit logits ``(B, 10)``. A network with a joint head exports
 its orientation too: a ``torch.fx.GraphModule`` of the same layers (plus one
 bias-free ``Linear`` and a ``LogSoftmax`` for the pose) whose outputs are the
@@ -33,6 +34,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from model.antialias import binomial_kernel
 from model.checkpoint import load_checkpoint
 from model.fusion import fold_batch_norm
 from model.layers import GroupBatchNorm, GroupConv2d, LiftingConv2d
@@ -133,10 +135,23 @@ def _gcnn_features(model: GroupEquivariantCNN) -> list[nn.Module]:
     for index, (conv, norm) in enumerate(zip(model.convs, model.norms, strict=True)):
         conv, norm = cast(LiftingConv2d | GroupConv2d, conv), cast(GroupBatchNorm, norm)
         weight, bias = fold_batch_norm(conv.expand_kernel(), conv.bias, norm, repeats=order)
-        layers += [_conv(weight, bias, conv.stride, conv.padding), nn.ReLU()]
+        layers += [_conv(weight, bias, conv.stride, conv.padding), _ACTIVATIONS[config.nonlinearity]()]
         if index in config.pool_after:
-            layers.append(nn.MaxPool2d(2))
+            layers += _subsampling(config.subsample, config.hidden_channels * order)
     return layers
+
+
+_ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "elu": nn.ELU, "softplus": nn.Softplus}
+
+
+def _subsampling(mode: str, channels: int) -> list[nn.Module]:
+    """:func:`model.antialias.subsample` of ``channels`` maps as layers."""
+    if mode == "max":
+        return [nn.MaxPool2d(2)]
+    # blur_pool: a 2x2 max at stride 1, then the binomial low-pass of each channel at stride 2
+    low_pass = nn.Conv2d(channels, channels, 3, stride=2, padding=1, groups=channels, bias=False)
+    low_pass.weight.copy_(binomial_kernel().expand(channels, 1, 3, 3))
+    return [nn.MaxPool2d(2, stride=1), low_pass]
 
 
 def _invariant_head(model: GroupEquivariantCNN) -> list[nn.Module]:

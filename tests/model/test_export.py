@@ -147,6 +147,19 @@ def test_export_cli_writes_an_onnx_file(tmp_path: Path) -> None:
     assert out.is_file() and out.stat().st_size > 100_000
 
 
+@pytest.mark.parametrize(
+    ("name", "nonlinearity"),
+    [("gcnn_c8_blur", "relu"), ("gcnn_c8_soft", "softplus"), ("gcnn_c8_aa", "softplus"), ("gcnn_c8_pose", "elu")],
+)
+def test_export_follows_the_subsampling_and_nonlinearity_options(name: str, nonlinearity: str, tmp_path: Path) -> None:
+    model = calibrated(name, nonlinearity=nonlinearity)
+    x = images(4)
+    with torch.inference_mode():
+        assert (digit_logits(export(model), x) - model(x)).abs().max() <= TOLERANCE
+    if importlib.util.find_spec("onnxruntime") is not None:
+        assert check_onnx(model, export_onnx(model, tmp_path / f"{name}.onnx"), x) <= TOLERANCE
+
+
 class ShiftedLogits(GroupEquivariantCNN):
     """A network whose forward does something the export does not know."""
 
