@@ -10,10 +10,12 @@ What happens after the first ``SIGTERM`` (or ``SIGINT``), in order:
    connection that closes after it; the answers in progress close theirs too;
 2. the requests read before the signal are answered in full: their decodes, their
    place in the models' queue and their inference run as usual;
-3. when the last of them is answered, the server stops listening (new connections
-   are refused), gives connections that were just accepted a moment to send their
-   request (answered 503 too), closes the rest, and runs the app's shutdown, which
-   stops the torch worker and kills the decode processes; the process exits 0.
+3. when the last of them is answered, the server accepts the connections the kernel
+   has completed meanwhile and stops listening in the same step (new connections are
+   refused; closing a listener would reset the ones still queued), gives connections
+   that were just accepted a moment to send their request (answered 503 too), closes
+   the rest, and runs the app's shutdown, which stops the torch worker and kills the
+   decode processes; the process exits 0.
 
 The steps after the drain take at most ``AFTER_DRAIN_S`` (7.5 s; measured: about 2 s
 to the process's exit). A second signal, or ``drain_timeout_s`` after the first, ends the drain at once:
@@ -35,6 +37,7 @@ import socket
 import time
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from uvicorn.server import ServerState
@@ -121,11 +124,17 @@ class DrainingServer(uvicorn.Server):
         )
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        pending = []
         for server in self.servers:
+            if not self.force_exit:
+                pending += [connection for listener in server.sockets for connection in _accept_pending(listener)]
             server.close()  # from here new connections are refused
         for sock in sockets or []:
             sock.close()
+        if pending:
+            logger.info("accepted %d queued connections as the listener closed", len(pending))
         if not self.force_exit:
+            await self._adopt(pending)
             await self._wait(lambda: not self.server_state.connections, LINGER_S)
         if not self.force_exit:
             for connection in list(self.server_state.connections):
@@ -140,6 +149,18 @@ class DrainingServer(uvicorn.Server):
                 await self.lifespan.shutdown()  # the torch worker stopped, the decode processes killed
         except TimeoutError:
             logger.error("the app's shutdown did not finish within %g s", APP_SHUTDOWN_S)
+
+    async def _adopt(self, connections: list[socket.socket]) -> None:
+        """Serve connections accepted as the listener closed (their requests are answered 503)."""
+        config, loop = self.config, asyncio.get_running_loop()
+
+        def protocol() -> asyncio.Protocol:  # what uvicorn's startup() hands the listener
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state
+            )
+
+        for connection in connections:
+            await loop.connect_accepted_socket(protocol, connection)
 
     def _cut_short(self) -> None:
         """Reset every connection, then cancel the requests (reset first: a cancelled request is never answered 500)."""
@@ -156,3 +177,24 @@ class DrainingServer(uvicorn.Server):
         deadline = time.monotonic() + seconds
         while not done() and time.monotonic() < deadline and not self.force_exit:
             await asyncio.sleep(0.02)
+
+
+def _accept_pending(listener: Any, most: int = 4096) -> list[socket.socket]:
+    """Accept the connections the kernel has completed on ``listener`` and no one has accepted yet.
+
+    Closing a listening socket resets them: a client that connected a moment before the server
+    stopped listening (or while its event loop was busy) would read a reset instead of an answer.
+    Accepted here, in the same step as the close, they are served like any other; the window left
+    is the few microseconds between this and the close.
+    """
+    accepted: list[socket.socket] = []
+    with listener.dup() as sock:  # the same listening socket (asyncio hands out a wrapper)
+        sock.setblocking(False)
+        while len(accepted) < most:
+            try:
+                connection, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            connection.setblocking(False)
+            accepted.append(connection)
+    return accepted

@@ -56,6 +56,7 @@ class Outcome:
     started: float  # time.monotonic() when the request was sent (before connecting, for a new connection)
     ended: float
     result: str  # "200", "503 shutting-down", "refused", or "lost: <what the client saw>"
+    fresh: bool = True  # sent on a new connection (else on a kept-alive one)
 
 
 class Client(threading.Thread):
@@ -72,13 +73,14 @@ class Client(threading.Thread):
     def run(self) -> None:
         connection: http.client.HTTPConnection | None = None
         while time.monotonic() < self.stop_at:
+            fresh = connection is None
             connection = connection or http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
             started = time.monotonic()
             result, keep = self._send(connection)
             if not keep:
                 connection.close()
                 connection = None
-            self.outcomes.append(Outcome(started, time.monotonic(), result))
+            self.outcomes.append(Outcome(started, time.monotonic(), result, fresh))
             if result == "refused":
                 return
             if result.startswith("503") and self.patient:
@@ -102,11 +104,11 @@ class Client(threading.Thread):
         return result, not response.will_close
 
 
-def start_clients(port: int, seconds: float) -> list[Client]:
+def start_clients(port: int, seconds: float, patient: bool = True) -> list[Client]:
     """``CLIENTS`` clients, half sending a 28x28 digit, half a 300x300 photo (> 16 KiB: a decode process's)."""
     stop_at = time.monotonic() + seconds
     bodies = [upload(digit_png()), upload(photo_png())]
-    clients = [Client(port, bodies[i % 2], stop_at) for i in range(CLIENTS)]
+    clients = [Client(port, bodies[i % 2], stop_at, patient) for i in range(CLIENTS)]
     for client in clients:
         client.start()
     deadline = time.monotonic() + 60
@@ -134,8 +136,11 @@ def assert_drained(clients: Sequence[Client], readiness: Readiness, signalled: f
         f"{len(outcomes)} requests: {dict(results)}; {len(in_flight)} in flight at the signal: "
         f"{dict(Counter(o.result for o in in_flight))}; readiness {[(round(t, 2), s, k) for t, s, k in readiness[:3]]}"
     )
-    lost = [o.result for o in outcomes if o.result.startswith("lost")]
-    assert lost == [], f"requests lost: {Counter(lost)}; {summary}"
+    lost = [o for o in outcomes if o.result.startswith("lost")]
+    when = [(round(o.started - signalled, 3), round(o.ended - signalled, 3), o.fresh) for o in lost]
+    assert lost == [], (
+        f"requests lost: {Counter(o.result for o in lost)} (sent, ended, new connection): {when}; {summary}"
+    )
     assert set(results) <= {"200", "503 shutting-down", "refused"}, summary
     # the drain answered what was in flight (among them decodes and inference queued behind others)
     assert sum(o.result == "200" for o in in_flight) > 0, summary
