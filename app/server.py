@@ -100,16 +100,7 @@ class _AfterHead:
 
 async def _over_connection_limit(scope: Any, receive: Any, send: Any) -> None:
     """The ASGI answer beyond ``max_connections``: a ``503 overloaded`` problem with ``Retry-After``."""
-    body = _problem_body(OVERLOADED, "the server is at its limit of connections; retry in a second")
-    headers = [
-        (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
-        (b"content-length", str(len(body)).encode()),
-        (b"retry-after", str(RETRY_AFTER_S).encode()),
-        (b"x-content-type-options", b"nosniff"),
-        (b"connection", b"close"),
-    ]
-    await send({"type": "http.response.start", "status": OVERLOADED.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _send_unavailable(send, OVERLOADED, "the server is at its limit of connections; retry in a second")
 
 
 async def _shutting_down(scope: Any, receive: Any, send: Any) -> None:
@@ -124,7 +115,12 @@ async def _shutting_down(scope: Any, receive: Any, send: Any) -> None:
         if message["type"] == "http.disconnect":
             return
         read, more = read + len(message.get("body", b"")), message.get("more_body", False)
-    body = _problem_body(SHUTTING_DOWN, "this replica is shutting down; retry (another replica will answer)")
+    await _send_unavailable(send, SHUTTING_DOWN, "this replica is shutting down; retry (another will answer)")
+
+
+async def _send_unavailable(send: Any, problem: ProblemType, detail: str) -> None:
+    """A 503 ``problem`` with ``Retry-After``, through uvicorn's cycle; the connection closes after it."""
+    body = _problem_body(problem, detail)
     headers = [
         (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
@@ -132,7 +128,7 @@ async def _shutting_down(scope: Any, receive: Any, send: Any) -> None:
         (b"x-content-type-options", b"nosniff"),
         (b"connection", b"close"),
     ]
-    await send({"type": "http.response.start", "status": SHUTTING_DOWN.status, "headers": headers})
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
