@@ -1,6 +1,7 @@
 """Synthetic upright training digits: font digits captured as photos and scans, preprocessed as the service does.
 
     python -m bench.training_set --out data/synthetic_digits.safetensors --count 30000 --seed 0
+    python -m bench.training_set --out data/synthetic_digits.safetensors --describe   # what a file holds
 
 Every image is one digit drawn with a face of :data:`FONTS` (Debian packages
 that issue 18 allows for training, installed by ``scripts/install_system_deps.sh``;
@@ -13,7 +14,7 @@ squared paper, shadows, blur, sensor noise, heavy JPEG, 8-16 px scans, specks an
 underlines). **No image is ever rotated**: a face's own slant and italics are the
 only tilt, so a model trained on this set (with upright MNIST) is still "trained
 upright". Each picture is then encoded (PNG or JPEG) and turned into the 28x28
-input by :func:`app.decoding.model_input`, the very function the service runs on
+input by :func:`app.pictures.decoding.model_input`, the very function the service runs on
 an upload (default ``preprocess=auto``), and stored as ``uint8``.
 
 The set is balanced: digit ``i % 10`` for image ``i``, the faces in turn within a
@@ -41,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -53,11 +55,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFont
+from safetensors import safe_open
 from safetensors.numpy import save
 
-from app.decoding import model_input
 from app.errors import NoInkError
-from app.preprocessing import PreprocessMode, mnist_normalise
+from app.pictures.decoding import model_input
+from app.pictures.preprocessing import PreprocessMode, mnist_normalise
 from app.settings import Settings
 from bench import acceptance_set
 from bench.capture import Capture, canvas, encode, pen, photograph, sizes
@@ -357,16 +360,42 @@ def _canonical(blob: bytes) -> bytes:
     return len(header).to_bytes(8, "little") + header + blob[8 + size :]
 
 
+def describe(path: Path) -> str:
+    """A table of a written set: images and pictures redrawn per condition, faces, seed and SHA-256."""
+    with safe_open(str(path), framework="numpy") as stream:
+        metadata, conditions = stream.metadata(), stream.get_tensor("condition_index")
+    names, redrawn = json.loads(metadata["conditions"]), json.loads(metadata["redrawn"])
+    fonts = json.loads(metadata["fonts"])
+    with path.open("rb") as binary:
+        sha256 = hashlib.file_digest(binary, "sha256").hexdigest()
+    lines = [
+        f"{path}: {metadata['count']} images, seed {metadata['seed']}, SHA-256 {sha256}",
+        f"{len(fonts)} faces ({sum(f['style'] == 'handwriting' for f in fonts)} handwriting-like) from "
+        f"{len({f['package'] for f in fonts})} packages; images per face {min(json.loads(metadata['per_font']))}"
+        f"-{max(json.loads(metadata['per_font']))}",
+        f"{'condition':<24} {'images':>6} {'redrawn':>8}  share of pictures drawn  causes",
+    ]
+    for index, name in enumerate(names):
+        kept, causes = int((conditions == index).sum()), redrawn.get(name, {})
+        lost = sum(causes.values())
+        lines.append(f"{name:<24} {kept:>6} {lost:>8}  {100 * lost / (kept + lost):>5.1f}%  {causes or ''}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/synthetic_digits.safetensors"))
     parser.add_argument("--count", type=int, default=30_000, help="images (balanced over digits and faces)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (the images do not depend on it)")
+    parser.add_argument("--describe", action="store_true", help="print what the file --out holds; make nothing")
     args = parser.parse_args(argv)
     if args.count < 1 or args.workers < 1:
         parser.error("--count and --workers must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.describe:
+        print(describe(args.out))  # the CLI's output
+        return
     generate(args.out, count=args.count, seed=args.seed, workers=args.workers)
 
 
