@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from app.imaging import png_base64
+from app.pictures.imaging import png_base64
 from app.schemas import ModelPrediction, OrientationInfo, OrientationPrior, ReadingInfo, TopPrediction
 from model.orientation import Pose, angles, upright_prior
 from model.rotation import rotate

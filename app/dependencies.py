@@ -14,11 +14,11 @@ from app.admission import Admission
 from app.errors import InvalidFormError, InvalidTransformError, ModelsUnavailableError, UnsupportedMediaTypeError
 from app.inference import InferenceEngine, TorchWorker
 from app.metrics import Metrics
-from app.preprocessing import PreprocessMode
-from app.sandbox import DecodePool
+from app.pictures.preprocessing import PreprocessMode
+from app.pictures.sandbox import DecodePool
+from app.pictures.transforms import Transform, parse_group
 from app.schemas import OrientationPrior
 from app.settings import Settings, get_settings
-from app.transforms import Transform, parse_group
 
 __all__ = [
     "AdmissionDep",

@@ -4,7 +4,7 @@ Starlette keeps running a route after its client disconnects. For the heavy
 part of a request (decoding, waiting for the models) that is work nobody will
 read: :func:`unless_disconnected` runs it beside a watch on the connection and
 cancels it when the client leaves first. Cancelling stops it where it is: a
-decode process is killed (:mod:`app.sandbox`), a request still queued for the
+decode process is killed (:mod:`app.pictures.sandbox`), a request still queued for the
 models leaves the queue (:mod:`app.inference`).
 """
 

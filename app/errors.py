@@ -46,7 +46,7 @@ class InvalidFormError(InputError):
 
 
 class DecodeBudgetError(InputError):
-    """Decoding the image took longer than the per-image budget (see :mod:`app.sandbox`)."""
+    """Decoding the image took longer than the per-image budget (see :mod:`app.pictures.sandbox`)."""
 
 
 class UnsupportedMediaTypeError(InputError):

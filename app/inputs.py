@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from app.decoding import input_of
 from app.errors import InputError
-from app.preprocessing import PreprocessMode
-from app.transforms import Transform
+from app.pictures.decoding import input_of
+from app.pictures.preprocessing import PreprocessMode
+from app.pictures.transforms import Transform
 from model.groups import Group
 
 __all__ = ["InputSpec", "ModelInputs", "Picture", "about_file"]
@@ -35,7 +35,7 @@ class InputSpec:
 
     Attributes:
         max_pixels: the decode limit, checked on each upload's header.
-        mode: the preprocessing (:mod:`app.preprocessing`).
+        mode: the preprocessing (:mod:`app.pictures.preprocessing`).
         transform: applied to each ``28x28`` input (a group element or an angle).
         orbit: when set, the batch holds every element of this group applied to each input
             (``/orbit``): ``|G| * B`` rows, element-major (row ``g * B + b`` is element ``g`` of input ``b``).

@@ -24,9 +24,9 @@ from app.inference import InferenceEngine, TorchWorker, configure_torch, load_mo
 from app.logs import configure_logging
 from app.metrics import Metrics
 from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware, takes_many_files
+from app.pictures.sandbox import DecodePool
 from app.problems import add_problem_schemas, install_problem_handlers
 from app.routers import catalog, classify, docs, health, orbit, rotate, site
-from app.sandbox import DecodePool
 from app.settings import Settings, environment_settings, get_settings
 from model.checkpoint import CheckpointError
 

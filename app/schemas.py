@@ -8,7 +8,7 @@ from typing import Any, Literal
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.preprocessing import PreprocessMode
+from app.pictures.preprocessing import PreprocessMode
 from model.orientation import AMBIGUITY_SHARE
 
 __all__ = [

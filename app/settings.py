@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         default=None,
         gt=0,
         le=64,
-        description="Decode processes for uploads that are not tiny (app/sandbox.py); default: usable CPUs.",
+        description="Decode processes for uploads that are not tiny (app/pictures/sandbox.py); default: usable CPUs.",
     )
     decode_budget_s: float = Field(
         default=5.0,

@@ -154,13 +154,16 @@ def load_frame(image: Image.Image, *, min_side: int | None = None, max_side: int
         orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
     except Image.DecompressionBombError as error:
         raise ImageTooLargeError(f"the image has too many pixels to decode safely ({error})") from error
-    except MemoryError as error:  # a decode process's memory limit (app.sandbox)
+    except MemoryError as error:  # a decode process's memory limit (app.pictures.sandbox)
         raise ImageTooLargeError("decoding this image needs more memory than one upload may use") from error
     except Exception as error:  # truncated data: OSError, SyntaxError, EOFError, struct.error, ...
         raise CorruptImageError(f"the image data cannot be decoded (truncated or damaged?): {error}") from error
     method = _ORIENTATION.get(orientation) if isinstance(orientation, int) else None
-    image = image.transpose(method) if method is not None else image
-    return _reduced(image, max_side) if max_side is not None else image
+    frame = image.transpose(method) if method is not None else image
+    frame = _reduced(frame, max_side) if max_side is not None else frame
+    if frame is not image:  # the caller still holds the opened image: free its decoded pixels (a scan's 64 MB)
+        image.close()
+    return frame
 
 
 def _reduced(image: Image.Image, max_side: int) -> Image.Image:

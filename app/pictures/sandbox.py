@@ -1,9 +1,9 @@
 """Decoding uploads in worker processes that can be stopped: a hard budget per image.
 
 No upload may hold the service. Structural checks refuse what is plainly out of
-proportion before decoding (:func:`app.imaging.open_image`), but a decoder's
+proportion before decoding (:func:`app.pictures.imaging.open_image`), but a decoder's
 work cannot be interrupted from another thread, so every decode runs in one of
-a few small processes (``python -m app.sandbox``: NumPy and Pillow, never
+a few small processes (``python -m app.pictures.sandbox``: NumPy and Pillow, never
 torch) that the service ends when it overruns:
 
 - **time**: each call has ``budget_s`` seconds for the whole exchange, from
@@ -49,17 +49,17 @@ from typing import Any, Concatenate, ParamSpec
 import numpy as np
 
 from app import errors
-from app.decoding import DECODE_FUNCTIONS
+from app.pictures.decoding import DECODE_FUNCTIONS
 
 __all__ = ["DecodePool"]
 
 logger = logging.getLogger(__name__)
 P = ParamSpec("P")
 CHANNELS_MAX = 4  # a decode returns at most max_pixels x 4 channels of uint8 (or a 28x28 float32 input)
-_REPLY_DTYPES = {"|u1", "<f4"}  # what app.decoding returns: 8-bit pixels, float32 model inputs
+_REPLY_DTYPES = {"|u1", "<f4"}  # what app.pictures.decoding returns: 8-bit pixels, float32 model inputs
 WAIT_BUDGETS = 4  # how long a call may wait for a free process, in decode budgets
 STARTUP_TIMEOUT_S = 30.0  # a decode process imports NumPy and Pillow: ~0.3 s on an idle machine
-DECODER = (sys.executable, "-m", "app.sandbox")  # the decode process's command, before its memory limit
+DECODER = (sys.executable, "-m", "app.pictures.sandbox")  # the decode process's command, before its memory limit
 
 # The errors a decode may answer with, by name: anything else is a bug (500).
 _ANSWERABLE: tuple[type[errors.InputError], ...] = (
@@ -144,7 +144,7 @@ class _Process:
 class DecodePool:
     """``processes`` decode processes, each call limited to ``budget_s`` seconds and ``memory_bytes``.
 
-    ``command`` starts a decode process (its memory limit is appended): ``python -m app.sandbox``,
+    ``command`` starts a decode process (its memory limit is appended): ``python -m app.pictures.sandbox``,
     or in tests a stand-in that speaks the same protocol.
     """
 
@@ -199,7 +199,7 @@ class DecodePool:
     ) -> np.ndarray:
         """``function(data, max_pixels, *args, **kwargs)`` in a decode process: its array, or its input error.
 
-        ``function`` is one of :data:`app.decoding.DECODE_FUNCTIONS` (the process runs its own copy, found
+        ``function`` is one of :data:`app.pictures.decoding.DECODE_FUNCTIONS` (the process runs its own copy, found
         by name); its other arguments travel as JSON.
 
         Raises:
@@ -208,7 +208,7 @@ class DecodePool:
             ServiceOverloadedError: no process was free within ``WAIT_BUDGETS * budget_s``, or the pool closed.
         """
         if function not in DECODE_FUNCTIONS:
-            raise ValueError(f"{function!r} is not one of app.decoding.DECODE_FUNCTIONS")
+            raise ValueError(f"{function!r} is not one of app.pictures.decoding.DECODE_FUNCTIONS")
         call = {"function": function.__name__, "args": [max_pixels, *args], "kwargs": kwargs}
         reply_limit = max(CHANNELS_MAX * max_pixels, 1 << 16)  # a longer reply is not an image array
         for attempt in (1, 2):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fastapi import UploadFile
 
 from app.errors import EmptyUploadError, UnsupportedMediaTypeError, UploadTooLargeError
-from app.imaging import SUPPORTED_MEDIA_TYPES
+from app.pictures.imaging import SUPPORTED_MEDIA_TYPES
 
 __all__ = ["Upload", "check_media_type", "read_upload", "read_uploads", "safe_filename"]
 

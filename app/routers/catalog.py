@@ -9,9 +9,9 @@ from fastapi import APIRouter, Path
 from app.dependencies import EngineDep
 from app.errors import InvalidTransformError
 from app.inference import LoadedModel
+from app.pictures.transforms import parse_group
 from app.problems import UNKNOWN_GROUP, ProblemException, problem_responses
 from app.schemas import GroupElementInfo, GroupResponse, ModelInfo, ModelsResponse
-from app.transforms import parse_group
 from model.groups import Group
 
 router = APIRouter(tags=["catalog"])

@@ -21,10 +21,10 @@ from app.dependencies import (
 )
 from app.disconnect import unless_disconnected
 from app.errors import TooManyFilesError
+from app.pictures.uploads import read_upload, read_uploads
 from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64, transform_info
 from app.problems import problem_responses
 from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse, json_response
-from app.uploads import read_upload, read_uploads
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_multipart)])
 

@@ -19,8 +19,8 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from app.imaging import SUPPORTED_MEDIA_TYPES
 from app.middleware import content_security_policy
+from app.pictures.imaging import SUPPORTED_MEDIA_TYPES
 from app.settings import Settings
 
 __all__ = ["ASSETS_DIR", "ASSETS_URL", "PART_MEDIA_TYPES", "describe_uploads", "for_swagger_ui", "router"]
@@ -31,7 +31,7 @@ ASSETS_URL = "/docs-assets"
 ASSETS_DIR = Path(str(resources.files("fastapi_swagger") / "resources"))
 
 
-# what app.uploads accepts as a part's declared type; PNG first, the type clients that pick one should use
+# what app.pictures.uploads accepts as a part's declared type; PNG first, the type clients that pick one should use
 PART_MEDIA_TYPES = ", ".join(["image/png", *sorted(SUPPORTED_MEDIA_TYPES - {"image/png"}), "application/octet-stream"])
 _INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
 

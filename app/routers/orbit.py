@@ -21,12 +21,12 @@ from app.dependencies import (
 )
 from app.disconnect import unless_disconnected
 from app.errors import InvalidTransformError
+from app.pictures.transforms import parse_group
+from app.pictures.uploads import read_upload
 from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64
 from app.problems import problem_responses
 from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary, json_response
 from app.settings import Settings
-from app.transforms import parse_group
-from app.uploads import read_upload
 from model.groups import Group
 
 router = APIRouter(tags=["equivariance"], dependencies=[Depends(require_multipart)])

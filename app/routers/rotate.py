@@ -9,7 +9,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
-from app.decoding import display_pixels
 from app.dependencies import (
     DecoderDep,
     MetricsDep,
@@ -20,10 +19,11 @@ from app.dependencies import (
     require_multipart,
 )
 from app.disconnect import unless_disconnected
-from app.imaging import encode_png
+from app.pictures.decoding import display_pixels
+from app.pictures.imaging import encode_png
+from app.pictures.transforms import Transform, transform_picture
+from app.pictures.uploads import read_upload
 from app.problems import problem_responses
-from app.transforms import Transform, transform_picture
-from app.uploads import read_upload
 
 router = APIRouter(tags=["rotate"], dependencies=[Depends(require_multipart)])
 

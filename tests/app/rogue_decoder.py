@@ -1,7 +1,7 @@
-"""A decode process that speaks :mod:`app.sandbox`'s wire protocol and misbehaves as each call asks.
+"""A decode process that speaks :mod:`app.pictures.sandbox`'s wire protocol and misbehaves as each call asks.
 
-Run by a :class:`app.sandbox.DecodePool` built with ``command=ROGUE_DECODER`` in place of
-``python -m app.sandbox``. The call's first argument after ``max_pixels`` (the preprocessing
+Run by a :class:`app.pictures.sandbox.DecodePool` built with ``command=ROGUE_DECODER`` in place of
+``python -m app.pictures.sandbox``. The call's first argument after ``max_pixels`` (the preprocessing
 mode of ``model_input``) says what this process does with it, as a decoder subverted by a crafted
 file could:
 

@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 
 from app.errors import InputError
-from app.imaging import open_image
 from app.inference import InferenceEngine, LoadedModel, TorchWorker
 from app.inputs import InputSpec, ModelInputs
+from app.pictures.imaging import open_image
 from model.registry import create_model
 
 

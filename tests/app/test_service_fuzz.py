@@ -14,11 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.decoding import model_input
 from app.errors import InputError
-from app.imaging import decode_image, to_display_pixels
-from app.preprocessing import PreprocessMode
-from app.transforms import Transform, transform_picture
+from app.pictures.decoding import model_input
+from app.pictures.imaging import decode_image, to_display_pixels
+from app.pictures.preprocessing import PreprocessMode
+from app.pictures.transforms import Transform, transform_picture
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL")  # "Corrupt EXIF data" etc.: expected here
 

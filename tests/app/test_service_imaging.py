@@ -1,4 +1,4 @@
-"""Decoding real-world uploads (app.imaging) and MNIST-style normalisation (app.preprocessing)."""
+"""Decoding real-world uploads (app.pictures.imaging) and MNIST-style normalisation (app.pictures.preprocessing)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from app.errors import CorruptImageError, EmptyUploadError, ImageTooLargeError, NoInkError, NotAnImageError
-from app.imaging import decode_image, open_image, to_display_pixels, to_grey
-from app.preprocessing import INPUT_SIZE, PreprocessMode, looks_like_mnist, mnist_normalise, to_model_input
+from app.pictures.imaging import decode_image, load_frame, open_image, to_display_pixels, to_grey
+from app.pictures.preprocessing import INPUT_SIZE, PreprocessMode, looks_like_mnist, mnist_normalise, to_model_input
 
 BIG = 10**8
 
@@ -258,3 +258,18 @@ def test_underline_specks_and_rules_are_not_part_of_the_digit() -> None:
     expected = to_model_input(np.asarray(clean))
     got = to_model_input(np.asarray(cluttered))
     assert np.abs(got - expected).mean() < 0.02, np.abs(got - expected).mean()
+
+
+def test_a_reduced_decode_frees_the_full_size_pixels_of_the_opened_image() -> None:
+    """The caller still holds what open_image returned: once load_frame returns a reduced copy, the full-size
+    pixels it decoded into that image are released (a 4096x4096 RGBA scan holds 64 MiB of them)."""
+    picture = Image.fromarray(np.zeros((1024, 1024, 4), dtype=np.uint8), "RGBA")
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    header = open_image(buffer.getvalue(), 10**7)
+    frame = load_frame(header, max_side=512)
+    assert frame.size == (512, 512)
+    with pytest.raises(ValueError, match="closed image"):
+        header.getpixel((0, 0))
+    small = open_image(buffer.getvalue(), 10**7)
+    assert load_frame(small) is small and small.getpixel((0, 0)) == (0, 0, 0, 0)  # nothing reduced: kept open

@@ -22,7 +22,6 @@ from rogue_decoder import ROGUE_DECODER
 from starlette.requests import ClientDisconnect
 
 from app.admission import Admission
-from app.decoding import display_pixels, model_input
 from app.dependencies import get_engine
 from app.disconnect import unless_disconnected
 from app.errors import (
@@ -32,12 +31,13 @@ from app.errors import (
     NotAnImageError,
     ServiceOverloadedError,
 )
-from app.imaging import MAX_JPEG_SCANS, open_image
 from app.logs import RequestIdFilter
 from app.main import create_app
-from app.sandbox import DecodePool
+from app.pictures.decoding import display_pixels, model_input
+from app.pictures.imaging import MAX_JPEG_SCANS, open_image
+from app.pictures.sandbox import DecodePool
+from app.pictures.uploads import safe_filename
 from app.settings import Settings, get_settings
-from app.uploads import safe_filename
 
 STARTUP_S = 1.0  # a decode process's start (imports), generously on a loaded machine
 SURROGATE_PART = (

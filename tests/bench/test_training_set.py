@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw, ImageFont
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
-from app.preprocessing import mnist_normalise
+from app.pictures.preprocessing import mnist_normalise
 from bench import acceptance_set, training_set
 from bench.capture import glyph
 
