@@ -16,7 +16,7 @@ torch) that the service ends when it overruns:
 - **disconnects**: a request cancelled while its decode runs (its client went
   away) kills that process too, so abandoned work stops at once.
 - **waiting**: a call waits at most :data:`WAIT_BUDGETS` budgets for a free
-  process (20 s by default); beyond, a 503 ``overloaded`` problem with
+  process (``GCNN_DECODE_BUDGET_S`` each); beyond, a 503 ``overloaded`` problem with
   ``Retry-After``, so that a queue of costly uploads cannot make a request
   wait for minutes.
 
