@@ -36,12 +36,12 @@ from torch import nn
 from torch.utils.data import DistributedSampler, TensorDataset
 from tqdm import tqdm
 
-from model.checkpoint import count_parameters, save_checkpoint
+from model.checkpoint import count_parameters, load_checkpoint, save_checkpoint
 from model.data import load_mnist, load_synthetic
 from model.distributed import Workers, average_norm_statistics, data_parallel, start, stop, sum_over_workers
 from model.evaluate import evaluate, evaluate_orientation
 from model.networks import GroupEquivariantCNN
-from model.registry import create_model, model_names
+from model.registry import architecture_of, create_model, model_names
 
 __all__ = ["main", "train"]
 
@@ -198,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="override a config field (repeatable), e.g. --set group=C8",
     )
     parser.add_argument("--name", help="checkpoint name (default: the model name)")
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        metavar="CARD",
+        help="fine-tune: start from this checkpoint (same architecture and config) instead of a fresh model",
+    )
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument(
         "--batch-size", type=int, default=128, help="global batch (split over the processes under torchrun)"
@@ -274,7 +281,9 @@ def main(argv: list[str] | None = None) -> Path | None:
     workers = start(args.device)
     device = workers.device
     seed_everything(args.seed)
-    model = create_model(args.model, **parse_overrides(args.overrides)).to(device)
+    model = create_model(args.model, **parse_overrides(args.overrides))
+    initial = initialise_from(model, args.init) if args.init else None
+    model = model.to(device)
     name = args.name or args.model
     logger.info("training %s (%d parameters) on %s", name, count_parameters(model), device)
 
@@ -303,6 +312,7 @@ def main(argv: list[str] | None = None) -> Path | None:
             **{key: _plain(value) for key, value in vars(args).items() if key not in ("out_dir", "data_dir")},
             "train_digits": len(images),
             "data": data.record,
+            "initialised_from": initial,
             "world_size": workers.world_size,
             "per_process_batch_size": args.batch_size // workers.world_size,
             "wall_time_s": round(wall_time, 1),
@@ -344,6 +354,24 @@ def measure(model: nn.Module, args: argparse.Namespace, data: TrainingData, devi
             "test: upright %.2f%%, rotated %.2f%%", 100 * test["upright_accuracy"], 100 * test["rotated_accuracy"]
         )
     return metrics
+
+
+def initialise_from(model: nn.Module, card_path: Path) -> dict[str, Any]:
+    """Start from a trained checkpoint of the same architecture and config (fine-tuning); returns what the
+    card records of it: its name, path, SHA-256 and what it was trained on."""
+    trained, card = load_checkpoint(card_path)
+    if card["architecture"] != architecture_of(model) or trained.config != model.config:
+        raise SystemExit(f"--init {card_path}: its architecture or config differs from --model's (with --set)")
+    model.load_state_dict(trained.state_dict())
+    logger.info("initialised from %s (%s)", card["name"], card["sha256"][:12])
+    previous = card.get("training", {})
+    return {
+        "name": card["name"],
+        "card": str(card_path),
+        "sha256": card["sha256"],
+        "epochs": previous.get("epochs"),
+        "data": previous.get("data", "MNIST training digits"),
+    }
 
 
 def _plain(value: Any) -> Any:
