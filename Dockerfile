@@ -57,9 +57,9 @@ COPY weights ./weights
 RUN chmod -R a+rX,go-w /app
 
 # Service settings; all of them can be overridden with `docker run -e` or compose.
-#   UVICORN_HOST / UVICORN_PORT: where the server listens (python -m app.server reads them).
+#   UVICORN_HOST / UVICORN_PORT: where the server listens (python -m app.guard.server reads them).
 #   WEB_CONCURRENCY: worker processes (each loads its own copy of the models).
-#   UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN: the most seconds of the drain after SIGTERM (default 20, app/shutdown.py).
+#   UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN: the most seconds of the drain after SIGTERM (default 20, app/guard/shutdown.py).
 #   GCNN_TORCH_THREADS: torch intra-op threads per worker; unset, the service takes
 #     the CPUs it may run on divided by WEB_CONCURRENCY. A CPU quota (--cpus) is not
 #     visible that way, so set it (and OMP_NUM_THREADS) to the quota, as compose does.
@@ -82,6 +82,6 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 # 20 s; Docker's default wait before SIGKILL is 10 s, so run with --stop-timeout 30 (compose: stop_grace_period).
 STOPSIGNAL SIGTERM
 
-# uvicorn with the service's limits for slow and hostile clients (app/server.py: request-head size,
+# uvicorn with the service's limits for slow and hostile clients (app/guard/server.py: request-head size,
 # head and body deadlines, keep-alive, connections); its access log is off, the app writes its own.
-CMD ["python", "-m", "app.server", "--proxy-headers"]
+CMD ["python", "-m", "app.guard.server", "--proxy-headers"]

@@ -30,7 +30,7 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	touch $@
 
 serve: $(VENV)/.serve
-	$(BIN)/python -m app.server --host $(HOST) --port $(PORT)
+	$(BIN)/python -m app.guard.server --host $(HOST) --port $(PORT)
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -10,9 +10,9 @@ from typing import Annotated
 
 from fastapi import Depends, File, Query, Request, UploadFile
 
-from app.admission import Admission
+from app.answering.inference import InferenceEngine, TorchWorker
 from app.errors import InvalidFormError, InvalidTransformError, ModelsUnavailableError, UnsupportedMediaTypeError
-from app.inference import InferenceEngine, TorchWorker
+from app.guard.admission import Admission
 from app.metrics import Metrics
 from app.pictures.preprocessing import PreprocessMode
 from app.pictures.sandbox import DecodePool

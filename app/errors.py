@@ -1,6 +1,6 @@
 """What can go wrong with a request, as plain exceptions (no HTTP here).
 
-Every class names one problem type. :mod:`app.problems` maps each to an HTTP
+Every class names one problem type. :mod:`app.guard.problems` maps each to an HTTP
 status and an RFC 9457 ``type``; the code that detects a problem only says what
 it is and why, in words a user can act on.
 """

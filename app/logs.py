@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line, each carrying the request id.
 
 The request id lives in a context variable set by
-:class:`app.middleware.RequestContextMiddleware`; :class:`RequestIdFilter`
+:class:`app.guard.middleware.RequestContextMiddleware`; :class:`RequestIdFilter`
 stamps it on every record, so a log line from a worker thread still names the
 request it serves.
 """

@@ -19,13 +19,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from app.admission import Admission
-from app.inference import InferenceEngine, TorchWorker, configure_torch, load_models, self_test
+from app.answering.inference import InferenceEngine, TorchWorker, configure_torch, load_models, self_test
+from app.guard.admission import Admission
+from app.guard.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware, takes_many_files
+from app.guard.problems import add_problem_schemas, install_problem_handlers
 from app.logs import configure_logging
 from app.metrics import Metrics
-from app.middleware import AdmissionMiddleware, BodyLimitMiddleware, RequestContextMiddleware, takes_many_files
 from app.pictures.sandbox import DecodePool
-from app.problems import add_problem_schemas, install_problem_handlers
 from app.routers import catalog, classify, docs, health, orbit, rotate, site
 from app.settings import Settings, environment_settings, get_settings
 from model.checkpoint import CheckpointError

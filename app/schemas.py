@@ -1,4 +1,4 @@
-"""Response bodies of the API (errors: :class:`app.problems.Problem`)."""
+"""Response bodies of the API (errors: :class:`app.guard.problems.Problem`)."""
 
 from __future__ import annotations
 

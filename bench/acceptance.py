@@ -3,7 +3,7 @@
     python -m bench.acceptance                       # generates data/acceptance if needed, starts the service
     python -m bench.acceptance --url http://127.0.0.1:8000 --json runs/acceptance.json
 
-Starts the service as ``make serve`` does (``python -m app.server`` on a free
+Starts the service as ``make serve`` does (``python -m app.guard.server`` on a free
 loopback port, the shipped weights and default settings) unless ``--url`` names
 a running one, then sends every image of the set (:mod:`bench.acceptance_set`)
 as it is through ``POST /classify`` (multipart, default preprocessing, no
@@ -196,7 +196,7 @@ def service(log_path: Path) -> Iterator[str]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

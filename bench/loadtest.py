@@ -1,6 +1,6 @@
 """Load test of ``POST /classify``: starts the service as the README does, measures, stops it.
 
-The server is ``python -m app.server --host 127.0.0.1 --port <free port>``
+The server is ``python -m app.guard.server --host 127.0.0.1 --port <free port>``
 (``make serve`` without the install step). The client is ``wrk`` (C, one
 thread, ``apt-get install wrk``) driven by a generated Lua script that posts the
 multipart upload and counts 5xx, or, where wrk is missing, one asyncio process
@@ -98,8 +98,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, log_path: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """``python -m app.server`` on 127.0.0.1 (as ``make serve``), output to ``log_path``."""
-    command = [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)]
+    """``python -m app.guard.server`` on 127.0.0.1 (as ``make serve``), output to ``log_path``."""
+    command = [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
@@ -581,7 +581,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             port = free_port()
             base_url = f"http://127.0.0.1:{port}"
             if args.docker is None:
-                server, origin = start_server(port, Path(tmp) / "server.log", env), "started here: python -m app.server"
+                server, origin = (
+                    start_server(port, Path(tmp) / "server.log", env),
+                    "started here: python -m app.guard.server",
+                )
                 server_pid = server.pid
             else:
                 container = start_container(args.docker, port, args.cpus, args.memory, env)

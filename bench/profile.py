@@ -81,8 +81,8 @@ def profile_training(compiled: bool, batch: int = 128, steps: int = 5) -> None:
 async def _request_stages(rounds: int = 300) -> None:
     import httpx
 
-    import app.inference as inference
-    import app.pipeline as pipeline
+    import app.answering.inference as inference
+    import app.answering.pipeline as pipeline
     import app.routers.classify as classify
     from app.main import create_app
 

@@ -177,7 +177,7 @@ log "ready ${run_ready_s}s, healthy ${run_healthy_s}s after docker run"
 run_api=$(check_api "$port")
 run_uids=$(process_uids "$CONTAINER")
 stop_start=$(now)
-docker stop -t 30 "$CONTAINER" >/dev/null # the drain: at most 20 s, then the exit (app/shutdown.py)
+docker stop -t 30 "$CONTAINER" >/dev/null # the drain: at most 20 s, then the exit (app/guard/shutdown.py)
 run_stop_s=$(since "$stop_start")
 run_exit=$(docker inspect -f '{{.State.ExitCode}}' "$CONTAINER")
 docker rm "$CONTAINER" >/dev/null

@@ -1,4 +1,4 @@
-"""The real service in its own process, as `make serve` runs it: ``python -m app.server`` on a free loopback port.
+"""The real service in its own process, as `make serve` runs it: ``python -m app.guard.server`` on a free loopback port.
 
 Used by the tests that need real HTTP (the browser test, the attack suite).
 """
@@ -50,7 +50,7 @@ def running_service(
     environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=environment,
             stdout=log,

@@ -7,7 +7,7 @@ container runs as root, and stops everything. This test starts the Docker engine
 with ``../shared/tools/docker-engine`` when none answers (and stops it again
 afterwards), runs the script, and checks its JSON report. Then the image is
 stopped with ``docker stop`` while 32 clients keep sending ``/classify``: the
-drain of app/shutdown.py, through the container (tests/drain_clients.py). Both
+drain of app/guard/shutdown.py, through the container (tests/drain_clients.py). Both
 are skipped only where no engine can be started.
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from app.server import DRAIN_TIMEOUT_S
-from app.shutdown import AFTER_DRAIN_S
+from app.guard.server import DRAIN_TIMEOUT_S
+from app.guard.shutdown import AFTER_DRAIN_S
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
 from tests.service_process import free_port
 

@@ -19,10 +19,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from app.guard.server import build_parser
+from app.guard.shutdown import AFTER_DRAIN_S
 from app.main import create_app
-from app.server import build_parser
 from app.settings import Settings
-from app.shutdown import AFTER_DRAIN_S
 
 ROOT = Path(__file__).resolve().parent.parent
 MANIFESTS = ROOT / "deploy" / "kubernetes"
@@ -108,7 +108,7 @@ def test_probes_ask_the_apps_health_routes_on_the_port_the_image_listens_on() ->
         assert app[probe]["httpGet"]["port"] in (ports["http"], "http")
     service = resources()["Service"]["spec"]
     assert service["ports"][0]["targetPort"] in (ports["http"], "http")
-    assert "command" not in app and "args" not in app, "the image's CMD (python -m app.server) runs"
+    assert "command" not in app and "args" not in app, "the image's CMD (python -m app.guard.server) runs"
 
 
 def test_the_pod_runs_as_the_images_user_unprivileged_on_a_read_only_root() -> None:

@@ -2,7 +2,7 @@
 
 What the models say (:class:`ModelOutput`, one per model, for a whole batch) is
 turned into the response rows here and nowhere else, so that every endpoint
-answers alike and the readiness self-test (:func:`app.inference.self_test`)
+answers alike and the readiness self-test (:func:`app.answering.inference.self_test`)
 can build the very answers a request gets.
 """
 

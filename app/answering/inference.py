@@ -7,7 +7,7 @@ intra-op threads, keeps the CPU from being oversubscribed however many requests
 arrive at once, and keeps the event loop free.
 
 Dynamic micro-batching: :meth:`InferenceEngine.classify` queues each request's
-inputs (:class:`app.inputs.ModelInputs`); whenever the worker is free it takes every
+inputs (:class:`app.answering.inputs.ModelInputs`); whenever the worker is free it takes every
 queued request (up to ``max_batch_requests`` of them), builds each one's batch, and
 runs every model once on all of them. A request that finds the worker idle goes at once, so a
 lone request waits for nothing; under concurrency, requests that arrive while
@@ -31,8 +31,8 @@ from typing import Any, ParamSpec, TypeVar
 import torch
 from torch import nn
 
-from app.answers import ModelOutput, predictions
-from app.inputs import ModelInputs
+from app.answering.answers import ModelOutput, predictions
+from app.answering.inputs import ModelInputs
 from app.schemas import OrientationPrior
 from model.checkpoint import load_checkpoint
 from model.serving import ServingModel, as_serving
@@ -133,7 +133,7 @@ def self_test(models: Sequence[LoadedModel]) -> None:
     and inside a batch, and for a G-CNN whose group holds a quarter turn, the
     same logits for the probe turned by 90 degrees (exact for these networks):
     proof that the weights behave as the architecture promises. Then the answers
-    a request would get, built by :func:`app.answers.predictions` with every
+    a request would get, built by :func:`app.answering.answers.predictions` with every
     orientation prior (a joint head's orientation, readings and upright image
     included), must hold finite numbers only.
     """

@@ -1,7 +1,7 @@
 """A request's inputs on their way to the models: its pictures, how they become input, the batch they make.
 
-The pipeline (:mod:`app.pipeline`) decodes each upload once and hands the engine
-(:mod:`app.inference`) a :class:`ModelInputs`: plain data. The engine builds the
+The pipeline (:mod:`app.answering.pipeline`) decodes each upload once and hands the engine
+(:mod:`app.answering.inference`) a :class:`ModelInputs`: plain data. The engine builds the
 ``(B, 1, 28, 28)`` batch with :meth:`ModelInputs.batch` on the torch worker, where
 a small upload (its header already opened and checked) is decoded in the same hop
 as the forward pass; nothing calls back up into the pipeline.

@@ -4,7 +4,7 @@ Decoding is split by cost, in one place (:func:`decode_upload`). An upload that
 is small in bytes *and* in declared pixels (at most :data:`INLINE_BYTES` and
 :data:`INLINE_PIXELS`: a drawn or MNIST-sized digit) costs microseconds: its
 header is opened here, once, and its pixels are decoded with the batch on the
-torch worker (:meth:`app.inputs.ModelInputs.batch`); anything larger goes to a
+torch worker (:meth:`app.answering.inputs.ModelInputs.batch`); anything larger goes to a
 decode process with a time and memory budget first (:mod:`app.pictures.sandbox`), so no
 upload can hold the worker.
 """
@@ -17,10 +17,10 @@ from typing import Literal
 
 import torch
 
-from app.answers import ModelOutput, predictions, to_png_base64, with_prior
+from app.answering.answers import ModelOutput, predictions, to_png_base64, with_prior
+from app.answering.inference import InferenceEngine
+from app.answering.inputs import InputSpec, ModelInputs, Picture, about_file
 from app.errors import InputError
-from app.inference import InferenceEngine
-from app.inputs import InputSpec, ModelInputs, Picture, about_file
 from app.pictures.decoding import model_input
 from app.pictures.imaging import open_image
 from app.pictures.sandbox import DecodePool
@@ -28,7 +28,8 @@ from app.pictures.transforms import Transform
 from app.pictures.uploads import Upload
 from app.schemas import TransformInfo
 
-# predictions, to_png_base64 and with_prior are app.answers': listed here too for the routers that import them from here
+# predictions, to_png_base64 and with_prior are app.answering.answers': listed here too for the routers that import
+# them from here
 __all__ = [
     "InputSpec",
     "classify_uploads",

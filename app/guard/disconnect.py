@@ -5,7 +5,7 @@ part of a request (decoding, waiting for the models) that is work nobody will
 read: :func:`unless_disconnected` runs it beside a watch on the connection and
 cancels it when the client leaves first. Cancelling stops it where it is: a
 decode process is killed (:mod:`app.pictures.sandbox`), a request still queued for the
-models leaves the queue (:mod:`app.inference`).
+models leaves the queue (:mod:`app.answering.inference`).
 """
 
 from __future__ import annotations

@@ -18,10 +18,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.admission import Admission
-from app.logs import request_id_var
-from app.metrics import Metrics
-from app.problems import (
+from app.guard.admission import Admission
+from app.guard.problems import (
     OVERLOADED,
     RETRY_AFTER_S,
     UPLOAD_TOO_LARGE,
@@ -29,6 +27,8 @@ from app.problems import (
     internal_error_response,
     problem_response,
 )
+from app.logs import request_id_var
+from app.metrics import Metrics
 from app.settings import Settings
 
 __all__ = [
@@ -113,7 +113,7 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except ClientDisconnect:  # nobody to answer; its work was stopped (app.disconnect)
+        except ClientDisconnect:  # nobody to answer; its work was stopped (app.guard.disconnect)
             status = CLIENT_CLOSED_REQUEST
         except Exception:
             # logged once, here, while the request id is set; the client gets a 500 problem naming it
@@ -229,7 +229,7 @@ def _too_large(limit: int, settings: Settings) -> str:
 
 
 class AdmissionMiddleware:
-    """Admit an upload request (``POST``) only while :class:`app.admission.Admission` has room;
+    """Admit an upload request (``POST``) only while :class:`app.guard.admission.Admission` has room;
     otherwise 503 with ``Retry-After``, before its body is read."""
 
     def __init__(self, app: ASGIApp) -> None:

@@ -79,7 +79,7 @@ MODELS_UNAVAILABLE = ProblemType("models-unavailable", 503, "Models unavailable"
 OVERLOADED = ProblemType("overloaded", 503, "Service overloaded")
 RETRY_AFTER_S = 1  # what a 503 overloaded answer asks the client to wait
 INTERNAL = ProblemType("internal-error", 500, "Internal server error")
-# Written by app.server's protocol before a request reaches the app:
+# Written by app.guard.server's protocol before a request reaches the app:
 BAD_REQUEST = ProblemType("bad-request", 400, "Malformed HTTP request")
 HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "Request Header Fields Too Large")
 REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "Request Timeout")
@@ -221,7 +221,7 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 def internal_error_response(request: Request) -> JSONResponse:
     """The 500 problem for an unexpected error (a bug), naming the request id to quote.
 
-    Sent by :class:`app.middleware.RequestContextMiddleware`, which also logs the
+    Sent by :class:`app.guard.middleware.RequestContextMiddleware`, which also logs the
     traceback once, with the request id; no exception handler is registered for
     ``Exception``, since Starlette runs those outside every middleware (the log
     line would lose its request id) and re-raises to the server (a second log).
@@ -243,7 +243,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_class, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    # anything else: app.middleware.RequestContextMiddleware (see internal_error_response)
+    # anything else: app.guard.middleware.RequestContextMiddleware (see internal_error_response)
 
 
 def _default(field: str) -> Any:

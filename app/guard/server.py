@@ -1,6 +1,6 @@
 """Serving the app: uvicorn with the limits it lacks for slow and hostile clients.
 
-    python -m app.server --host 127.0.0.1 --port 8000     # what `make serve` and the container run
+    python -m app.guard.server --host 127.0.0.1 --port 8000     # what `make serve` and the container run
 
 uvicorn's HTTP/1.1 protocol (httptools) puts no bound on a request's head and
 no deadline on a client that trickles it in. :class:`GuardedProtocol` adds them,
@@ -21,13 +21,13 @@ from the ``GCNN_*`` settings (:class:`app.settings.Settings`):
   held in memory;
 - at most ``max_connections`` connections or requests are served at once:
   beyond, ``503`` with ``Retry-After``;
-- once the server drains (``SIGTERM``, :mod:`app.shutdown`), a request read from
+- once the server drains (``SIGTERM``, :mod:`app.guard.shutdown`), a request read from
   then on gets ``503 shutting-down`` with ``Retry-After`` (``/readyz`` included;
   ``/healthz`` and ``/metrics`` are still answered), and every connection closes
   after its answer.
 
 Those answers, and the ``400`` for HTTP the parser rejects, are written by the
-protocol as ``application/problem+json`` with the types of :mod:`app.problems`.
+protocol as ``application/problem+json`` with the types of :mod:`app.guard.problems`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.supervisors import Multiprocess
 
-from app.problems import (
+from app.guard.problems import (
     BAD_REQUEST,
     HEADERS_TOO_LARGE,
     OVERLOADED,
@@ -59,18 +59,19 @@ from app.problems import (
     RETRY_AFTER_S,
     ProblemType,
 )
+from app.guard.shutdown import DrainingServer
 from app.settings import environment_settings
-from app.shutdown import DrainingServer
 
 __all__ = ["SHUTTING_DOWN", "GuardedProtocol", "main"]
 
-logger = logging.getLogger("app.server")  # not __name__: this module also runs as __main__
+logger = logging.getLogger("app.guard.server")  # not __name__: this module also runs as __main__
 
 SHUTTING_DOWN = ProblemType("shutting-down", 503, "Shutting down")
+
 ANSWERED_WHILE_DRAINING = (b"/healthz", b"/metrics")  # a liveness probe must not kill a replica that drains
 DRAIN_READ_BYTES = 1 << 20  # how much of a refused request's body is read before the 503 (see _shutting_down)
 DRAIN_TIMEOUT_S = 20.0  # from SIGTERM to the end of the drain (docs/deploy.md: what it fits in)
-# GuardedProtocol and app.shutdown.DrainingServer build on uvicorn's private internals: the releases they were
+# GuardedProtocol and app.guard.shutdown.DrainingServer build on uvicorn's private internals: the releases they were
 # tested on (pinned in pyproject.toml; tests/app/test_uvicorn_internals.py fails when those internals change)
 TESTED_RELEASES = {"uvicorn": "0.55.", "httptools": "0.9."}
 
@@ -220,7 +221,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes, self._after_head = False, 0, _AfterHead()
         self._arm(self.body_timeout, "body")
-        if getattr(self.server_state, "draining", False):  # app.shutdown.DrainState
+        if getattr(self.server_state, "draining", False):  # app.guard.shutdown.DrainState
             if self.url.split(b"?", 1)[0] in ANSWERED_WHILE_DRAINING:
                 super().on_headers_complete()
             else:
@@ -349,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=float(os.environ.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", DRAIN_TIMEOUT_S)),
         help=f"most seconds from SIGTERM to the end of the drain (default $UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN or "
-        f"{DRAIN_TIMEOUT_S:g}; app/shutdown.py)",
+        f"{DRAIN_TIMEOUT_S:g}; app/guard/shutdown.py)",
     )
     return parser
 
@@ -358,8 +359,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if untested := untested_releases():
         tested = ", ".join(f"{name} {prefix}x" for name, prefix in TESTED_RELEASES.items())
-        sys.exit(f"app.server was tested with {tested}, not {', '.join(untested)}: its limits for slow and hostile "
-                 "clients build on their internals (install the pinned releases: pip install -e .)")  # fmt: skip
+        sys.exit(f"app.guard.server was tested with {tested}, not {', '.join(untested)}: its limits for slow and "
+                 "hostile clients build on their internals (install the pinned releases: pip install -e .)"
+                 )  # fmt: skip
     settings = environment_settings()
     config = uvicorn.Config(
         "app.main:app",
@@ -374,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         timeout_graceful_shutdown=math.ceil(args.timeout_graceful_shutdown),
         access_log=False,  # the app writes its own structured access log (logger app.access)
     )
-    if args.workers > 1:  # uvicorn's supervisor and its workers' own shutdown (app/shutdown.py: not drained)
+    if args.workers > 1:  # uvicorn's supervisor and its workers' own shutdown (app/guard/shutdown.py: not drained)
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
     config.load_app()

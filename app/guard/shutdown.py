@@ -4,7 +4,7 @@ What happens after the first ``SIGTERM`` (or ``SIGINT``), in order:
 
 1. at once, every request whose head is read from then on, ``/readyz`` included,
    is answered ``503 shutting-down`` with ``Retry-After`` and the connection
-   closed (by :class:`app.server.GuardedProtocol`, which reads
+   closed (by :class:`app.guard.server.GuardedProtocol`, which reads
    :attr:`DrainState.draining`); ``/healthz`` and ``/metrics`` are still answered
    (a liveness probe must not kill a replica that is draining), each on a
    connection that closes after it; the answers in progress close theirs too;
@@ -44,7 +44,7 @@ from uvicorn.server import ServerState
 
 __all__ = ["AFTER_DRAIN_S", "DrainState", "DrainingServer"]
 
-logger = logging.getLogger("app.server")
+logger = logging.getLogger("app.guard.server")
 
 LINGER_S = 0.5  # after the listener closes: how long a just-accepted connection has to send its request
 CLOSE_WAIT_S = 2.0  # then: how long closing connections have to flush what they were sent
@@ -64,7 +64,7 @@ class DrainingServer(uvicorn.Server):
     """uvicorn's server with the drain of the module docstring.
 
     Args:
-        config: uvicorn's configuration (``http`` should be :class:`app.server.GuardedProtocol`).
+        config: uvicorn's configuration (``http`` should be :class:`app.guard.server.GuardedProtocol`).
         drain_timeout_s: the most seconds from the first signal to the end of the drain.
     """
 

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
+from app.answering.inference import LoadedModel
 from app.dependencies import EngineDep
 from app.errors import InvalidTransformError
-from app.inference import LoadedModel
+from app.guard.problems import UNKNOWN_GROUP, ProblemException, problem_responses
 from app.pictures.transforms import parse_group
-from app.problems import UNKNOWN_GROUP, ProblemException, problem_responses
 from app.schemas import GroupElementInfo, GroupResponse, ModelInfo, ModelsResponse
 from model.groups import Group
 

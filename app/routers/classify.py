@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from app.answering.pipeline import InputSpec, classify_uploads, predictions, to_png_base64, transform_info
 from app.dependencies import (
     DecoderDep,
     EngineDep,
@@ -19,11 +20,10 @@ from app.dependencies import (
     UploadsDep,
     require_multipart,
 )
-from app.disconnect import unless_disconnected
 from app.errors import TooManyFilesError
+from app.guard.disconnect import unless_disconnected
+from app.guard.problems import problem_responses
 from app.pictures.uploads import read_upload, read_uploads
-from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64, transform_info
-from app.problems import problem_responses
 from app.schemas import BatchItem, ClassifyBatchResponse, ClassifyResponse, json_response
 
 router = APIRouter(tags=["classify"], dependencies=[Depends(require_multipart)])

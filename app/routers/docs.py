@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 
-from app.middleware import content_security_policy
+from app.guard.middleware import content_security_policy
 from app.pictures.imaging import SUPPORTED_MEDIA_TYPES
 from app.settings import Settings
 

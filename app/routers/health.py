@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.dependencies import AdmissionDep, EngineDep, MetricsDep
 from app.errors import ServiceOverloadedError
-from app.problems import problem_responses
+from app.guard.problems import problem_responses
 from app.schemas import HealthResponse, ReadyResponse
 
 router = APIRouter(tags=["operations"])

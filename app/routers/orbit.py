@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from app.answering.pipeline import InputSpec, classify_uploads, predictions, to_png_base64
 from app.dependencies import (
     DecoderDep,
     EngineDep,
@@ -19,12 +20,11 @@ from app.dependencies import (
     UploadDep,
     require_multipart,
 )
-from app.disconnect import unless_disconnected
 from app.errors import InvalidTransformError
+from app.guard.disconnect import unless_disconnected
+from app.guard.problems import problem_responses
 from app.pictures.transforms import parse_group
 from app.pictures.uploads import read_upload
-from app.pipeline import InputSpec, classify_uploads, predictions, to_png_base64
-from app.problems import problem_responses
 from app.schemas import ModelPrediction, OrbitPrediction, OrbitResponse, OrbitRow, OrbitSummary, json_response
 from app.settings import Settings
 from model.groups import Group

@@ -18,12 +18,12 @@ from app.dependencies import (
     UploadDep,
     require_multipart,
 )
-from app.disconnect import unless_disconnected
+from app.guard.disconnect import unless_disconnected
+from app.guard.problems import problem_responses
 from app.pictures.decoding import display_pixels
 from app.pictures.imaging import encode_png
 from app.pictures.transforms import Transform, transform_picture
 from app.pictures.uploads import read_upload
-from app.problems import problem_responses
 
 router = APIRouter(tags=["rotate"], dependencies=[Depends(require_multipart)])
 

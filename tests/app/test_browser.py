@@ -1,6 +1,6 @@
 """The demo page in a real browser: Debian's Chromium driven by Playwright.
 
-Starts the real service (``python -m app.server`` on a free loopback port, the
+Starts the real service (``python -m app.guard.server`` on a free loopback port, the
 shipped weights), then does what a visitor does: draws a digit with mouse
 strokes, waits for both models' answers, turns it by a group element and by the
 free angle, switches to D4, uploads a picture, and finally uploads something that

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
+from app.answering.inference import InferenceEngine, LoadedModel, TorchWorker
+from app.answering.inputs import InputSpec, ModelInputs
 from app.errors import InputError
-from app.inference import InferenceEngine, LoadedModel, TorchWorker
-from app.inputs import InputSpec, ModelInputs
 from app.pictures.imaging import open_image
 from model.registry import create_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from app.problems import problem_responses
+from app.guard.problems import problem_responses
 from app.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""app.server.GuardedProtocol on a real socket: what it answers a client that misbehaves at the HTTP level.
+"""app.guard.server.GuardedProtocol on a real socket: what it answers a client that misbehaves at the HTTP level.
 
 The protocol is served by uvicorn in a thread, in front of a three-route ASGI
 app (no models: these tests are about the connection, not the answers), on a
@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from app.server import GuardedProtocol
+from app.guard.server import GuardedProtocol
 from app.settings import environment_settings
 from tests.service_process import free_port
 

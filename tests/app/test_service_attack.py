@@ -1,6 +1,6 @@
 """The hostile probe, against the real service: every attack answered, bounded, and nobody else made to wait.
 
-Each test starts ``python -m app.server`` (as ``make serve`` does) on a free
+Each test starts ``python -m app.guard.server`` (as ``make serve`` does) on a free
 loopback port, with short timeouts where the attack is about time, and sends
 only to 127.0.0.1. Every attack is bounded in count and time and stops by
 itself. What is measured: the answer (a 4xx problem, or a 503 with

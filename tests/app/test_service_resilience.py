@@ -21,9 +21,7 @@ from PIL import Image
 from rogue_decoder import ROGUE_DECODER
 from starlette.requests import ClientDisconnect
 
-from app.admission import Admission
 from app.dependencies import get_engine
-from app.disconnect import unless_disconnected
 from app.errors import (
     CorruptImageError,
     DecodeBudgetError,
@@ -31,6 +29,8 @@ from app.errors import (
     NotAnImageError,
     ServiceOverloadedError,
 )
+from app.guard.admission import Admission
+from app.guard.disconnect import unless_disconnected
 from app.logs import RequestIdFilter
 from app.main import create_app
 from app.pictures.decoding import display_pixels, model_input
@@ -474,7 +474,7 @@ def test_every_input_error_has_a_problem_type_and_a_new_one_is_still_a_422() -> 
     import inspect
 
     from app import errors
-    from app.problems import INVALID_INPUT, problem_for
+    from app.guard.problems import INVALID_INPUT, problem_for
 
     classes = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, errors.InputError)]
     for cls in classes:
@@ -489,7 +489,7 @@ def test_every_input_error_has_a_problem_type_and_a_new_one_is_still_a_422() -> 
 
 
 def test_body_limits_follow_the_routes(client: TestClient) -> None:
-    from app.middleware import MULTIPART_OVERHEAD, body_limit
+    from app.guard.middleware import MULTIPART_OVERHEAD, body_limit
 
     settings = Settings()
     one = settings.max_upload_bytes + MULTIPART_OVERHEAD

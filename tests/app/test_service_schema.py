@@ -1,6 +1,6 @@
 """Schemathesis, an API tester nobody here wrote, against the real service: every check it has, 0 failures.
 
-The service runs as ``make serve`` runs it (``python -m app.server``, the shipped weights) on a free loopback
+The service runs as ``make serve`` runs it (``python -m app.guard.server``, the shipped weights) on a free loopback
 port; ``st run`` generates requests from the service's own /openapi.json (examples, coverage and fuzzing
 phases, positive and negative data) and checks each answer: no 5xx, statuses, content types, bodies and
 headers as documented, schema-valid requests accepted, schema-invalid ones refused, and the rest of its

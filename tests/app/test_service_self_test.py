@@ -11,7 +11,7 @@ import torch
 from conftest import png_of, upload
 from fastapi.testclient import TestClient
 
-from app.inference import LoadedModel, self_test
+from app.answering.inference import LoadedModel, self_test
 from model.checkpoint import load_checkpoint, save_checkpoint
 from model.networks import GroupEquivariantCNN
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from app.inference import LoadedModel, run_models
+from app.answering.inference import LoadedModel, run_models
 from model.checkpoint import load_checkpoint
 from model.registry import create_model
 from model.serving import ServingModel

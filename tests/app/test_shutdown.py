@@ -1,6 +1,6 @@
-"""Graceful shutdown of the real service (app/shutdown.py): SIGTERM while 32 clients keep sending.
+"""Graceful shutdown of the real service (app/guard/shutdown.py): SIGTERM while 32 clients keep sending.
 
-Each test starts ``python -m app.server`` as ``make serve`` does, on a free
+Each test starts ``python -m app.guard.server`` as ``make serve`` does, on a free
 loopback port, and sends only to 127.0.0.1; every client loop is bounded in time
 and stops by itself (tests/drain_clients.py). The drain must lose no request:
 what was read before the signal is answered in full, what comes after is a 503
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from app.server import DRAIN_TIMEOUT_S
+from app.guard.server import DRAIN_TIMEOUT_S
 from bench.loadtest import process_tree
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
 from tests.service_process import ROOT, free_port
@@ -46,13 +46,13 @@ class Service:
 
 @contextmanager
 def started_service(name: str, env: dict[str, str] | None = None) -> Iterator[Service]:
-    """``python -m app.server`` on a free loopback port, ready; killed on exit if a test left it running."""
+    """``python -m app.guard.server`` on a free loopback port, ready; killed on exit if a test left it running."""
     port, log = free_port(), LOGS / f"shutdown-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     with log.open("wb") as stream:
         process = subprocess.Popen(
-            [sys.executable, "-m", "app.server", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT,
             env=environment,
             stdout=stream,

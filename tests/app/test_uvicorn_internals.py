@@ -1,4 +1,4 @@
-"""The uvicorn internals that app/server.py and app/shutdown.py build on: pinned, and checked to be unchanged.
+"""The uvicorn internals that app/guard/server.py and shutdown.py build on: pinned, and checked to be unchanged.
 
 ``GuardedProtocol`` subclasses uvicorn's private ``HttpToolsProtocol`` (head and
 body limits, deadlines, problem answers) and ``DrainingServer`` replaces parts of
@@ -23,8 +23,8 @@ from packaging.requirements import Requirement
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import Server, ServerState
 
-from app.server import TESTED_RELEASES, GuardedProtocol, main, untested_releases
-from app.shutdown import DrainingServer
+from app.guard.server import TESTED_RELEASES, GuardedProtocol, main, untested_releases
+from app.guard.shutdown import DrainingServer
 from tests.service_process import ROOT
 
 # sha256 (first 16 hex digits) of the source of each uvicorn 0.55.0 method the subclasses override or rely on
@@ -73,7 +73,7 @@ def fingerprint(qualified_name: str) -> str:
 @pytest.mark.parametrize("name", sorted(FINGERPRINTS))
 def test_uvicorn_internals_are_the_ones_the_server_was_written_against(name: str) -> None:
     assert fingerprint(name) == FINGERPRINTS[name], (
-        f"uvicorn's {name} changed (uvicorn {metadata.version('uvicorn')}): app/server.py and app/shutdown.py "
+        f"uvicorn's {name} changed (uvicorn {metadata.version('uvicorn')}): app/guard/server.py and shutdown.py "
         "override or call it; review them against the new source before updating this fingerprint"
     )
 
