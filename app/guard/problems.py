@@ -33,6 +33,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "REQUEST_TIMEOUT",
     "RETRY_AFTER_S",
+    "SHUTTING_DOWN",
     "Problem",
     "ProblemException",
     "add_problem_schemas",
@@ -83,6 +84,7 @@ INTERNAL = ProblemType("internal-error", 500, "Internal server error")
 BAD_REQUEST = ProblemType("bad-request", 400, "Malformed HTTP request")
 HEADERS_TOO_LARGE = ProblemType("headers-too-large", 431, "Request Header Fields Too Large")
 REQUEST_TIMEOUT = ProblemType("request-timeout", 408, "Request Timeout")
+SHUTTING_DOWN = ProblemType("shutting-down", 503, "Shutting down")  # a request read while the server drains
 
 _DOMAIN_PROBLEMS: dict[type[Exception], ProblemType] = {
     errors.EmptyUploadError: EMPTY_FILE,

@@ -57,16 +57,15 @@ from app.guard.problems import (
     PROBLEM_MEDIA_TYPE,
     REQUEST_TIMEOUT,
     RETRY_AFTER_S,
+    SHUTTING_DOWN,
     ProblemType,
 )
 from app.guard.shutdown import DrainingServer
 from app.settings import environment_settings
 
-__all__ = ["SHUTTING_DOWN", "GuardedProtocol", "main"]
+__all__ = ["GuardedProtocol", "main"]
 
 logger = logging.getLogger("app.guard.server")  # not __name__: this module also runs as __main__
-
-SHUTTING_DOWN = ProblemType("shutting-down", 503, "Shutting down")
 
 ANSWERED_WHILE_DRAINING = (b"/healthz", b"/metrics")  # a liveness probe must not kill a replica that drains
 DRAIN_READ_BYTES = 1 << 20  # how much of a refused request's body is read before the 503 (see _shutting_down)
