@@ -174,3 +174,30 @@ def test_trained_models_on_quarter_turned_digits() -> None:
     with torch.no_grad():
         assert torch.equal(gcnn(quarter).argmax(1), gcnn(images).argmax(1))
         assert (cnn(quarter).argmax(1) != cnn(images).argmax(1)).float().mean() > 0.5
+
+
+def fine_tune(card: Path, out: Path, *extra: str) -> Path:
+    return train_main([
+        "--model", "gcnn_c8", "--set", "hidden_channels=4", "--init", str(card), "--name", "tuned", "--epochs", "1",
+        "--batch-size", "64", "--limit", "128", "--eval-limit", "200", "--device", "cpu", "--out-dir", str(out),
+        *extra,
+    ])  # fmt: skip
+
+
+def test_fine_tuning_starts_from_the_checkpoint_and_records_it(smoke_card: Path, tmp_path: Path) -> None:
+    start, _ = load_checkpoint(smoke_card)
+    tuned_card = fine_tune(smoke_card, tmp_path, "--lr", "1e-9", "--max-steps", "1")  # one step that moves nothing
+    tuned, card = load_checkpoint(tuned_card)
+    assert card["training"]["initialised_from"]["sha256"] == json.loads(smoke_card.read_text())["sha256"]
+    for (name, before), after in zip(start.state_dict().items(), tuned.state_dict().values(), strict=True):
+        if name.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            continue  # batch-norm statistics follow the step's batch whatever the learning rate
+        assert torch.allclose(before, after, atol=1e-6), name
+
+
+def test_fine_tuning_refuses_a_checkpoint_of_another_config(smoke_card: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="differs"):
+        train_main([
+            "--model", "gcnn_c8", "--set", "hidden_channels=6", "--init", str(smoke_card), "--epochs", "1",
+            "--limit", "64", "--device", "cpu", "--out-dir", str(tmp_path),
+        ])  # fmt: skip
