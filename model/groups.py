@@ -23,14 +23,62 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from model.rotation import is_right_angle, rotate
 
-__all__ = ["Group", "cyclic", "dihedral", "get_group"]
+__all__ = ["GROUP_KINDS", "Group", "PlanarGroup", "cyclic", "dihedral", "get_group", "register_group_kind"]
+
+
+@runtime_checkable
+class PlanarGroup(Protocol):
+    """What a symmetry group of the plane must provide to the layers, kernels, networks and the service.
+
+    A new kind of group (another finite group, or SO(2) sampled through its irreducible representations)
+    implements this, registers a name prefix with :func:`register_group_kind`, and provides a kernel basis
+    (:mod:`model.kernels`); nothing else in the tree names the concrete class.
+
+    - elements: ``order`` elements indexed ``0 .. order - 1``, the identity at 0; ``compose``, ``inverse``;
+      ``regular_permutations[g, h] = g^-1 h`` (how the group axis of a feature map is permuted);
+    - action on the plane: ``degrees(g)`` (the rotation angle), ``is_reflection(g)``, ``matrix(g)``;
+    - action on images ``(..., H, W)``: ``transform_images``; on group feature maps ``(B, C, |G|, H, W)``:
+      ``transform_feature_maps`` (spatial transform plus the regular permutation of the group axis);
+    - angles for a nonlinearity or a pose: the group axis samples the circle at ``degrees(g)`` for
+      ``g < rotations``, so a pointwise nonlinearity acts on those samples, and a pose profile is read there.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def order(self) -> int: ...
+
+    @property
+    def rotations(self) -> int: ...
+
+    def elements(self) -> range: ...
+
+    def compose(self, a: int, b: int) -> int: ...
+
+    def inverse(self, g: int) -> int: ...
+
+    @property
+    def regular_permutations(self) -> torch.Tensor: ...
+
+    def degrees(self, g: int) -> float: ...
+
+    def is_reflection(self, g: int) -> bool: ...
+
+    def matrix(self, g: int) -> torch.Tensor: ...
+
+    def transform_images(self, images: torch.Tensor, g: int) -> torch.Tensor: ...
+
+    def transform_feature_maps(self, features: torch.Tensor, g: int) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -146,13 +194,22 @@ def dihedral(n: int) -> Group:
     return Group(n, reflections=True)
 
 
-_GROUP_NAME = re.compile(r"^([CD])([1-9][0-9]{0,2})$")
+# Kinds of group by name prefix: "C8" is GROUP_KINDS["C"](8). A new kind registers its prefix here.
+GROUP_KINDS: dict[str, Callable[[int], Group]] = {"C": cyclic, "D": dihedral}
+_GROUP_NAME = re.compile(r"^([A-Z]+)([1-9][0-9]{0,2})$")
+
+
+def register_group_kind(prefix: str, factory: Callable[[int], Group]) -> None:
+    """Make ``get_group(f"{prefix}{n}")`` build ``factory(n)``; a prefix is upper-case letters, taken once."""
+    if not re.fullmatch(r"[A-Z]+", prefix) or prefix in GROUP_KINDS:
+        raise ValueError(f"group prefix {prefix!r} must be new upper-case letters; taken: {sorted(GROUP_KINDS)}")
+    GROUP_KINDS[prefix] = factory
 
 
 def get_group(name: str) -> Group:
-    """Parse ``"C4"``, ``"D8"``, ... (N from 1 to 999)."""
+    """Parse ``"C4"``, ``"D8"``, ... (a registered prefix, N from 1 to 999)."""
     match = _GROUP_NAME.match(name.strip().upper()) if isinstance(name, str) else None
-    if match is None:
+    if match is None or match.group(1) not in GROUP_KINDS:
         raise ValueError(f"unknown group {name!r}: expected 'C<N>' or 'D<N>', e.g. 'C4', 'D8'")
     kind, n = match.groups()
-    return dihedral(int(n)) if kind == "D" else cyclic(int(n))
+    return GROUP_KINDS[kind](int(n))

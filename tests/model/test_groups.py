@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from model.groups import Group, cyclic, dihedral, get_group
+from model.groups import GROUP_KINDS, Group, PlanarGroup, cyclic, dihedral, get_group, register_group_kind
 
 GROUPS = [cyclic(n) for n in range(1, 9)] + [dihedral(n) for n in range(1, 9)]
 EXACT_GROUPS = [cyclic(1), cyclic(2), cyclic(4), dihedral(1), dihedral(2), dihedral(4)]
@@ -133,3 +133,20 @@ def test_bad_element_index_is_rejected() -> None:
         cyclic(4).degrees(4)
     with pytest.raises(ValueError, match="no reflections"):
         cyclic(4).element(0, 1)
+
+
+@pytest.mark.parametrize("name", ["C1", "C8", "D4", "D8"])
+def test_groups_implement_the_planar_group_protocol(name: str) -> None:
+    assert isinstance(get_group(name), PlanarGroup)
+
+
+def test_a_new_kind_of_group_is_found_by_its_registered_prefix() -> None:
+    register_group_kind("ZZ", cyclic)
+    try:
+        assert get_group("zz6") == cyclic(6)
+        with pytest.raises(ValueError, match="prefix"):
+            register_group_kind("C", cyclic)
+    finally:
+        del GROUP_KINDS["ZZ"]
+    with pytest.raises(ValueError, match="unknown group"):
+        get_group("ZZ6")
