@@ -39,6 +39,21 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path, tim
     raise RuntimeError(f"the service was not ready within {timeout:.0f}s; log:\n{log_path.read_text()[-3000:]}")
 
 
+def start_server(port: int, log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """``python -m app.guard.server`` on ``127.0.0.1:port`` as the README starts it, one torch thread, its output
+    in ``log_path``; ``env`` adds ``GCNN_*`` settings. Not waited for: see :func:`running_service`."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
 @contextmanager
 def running_service(
     log_path: Path, env: dict[str, str] | None = None, timeout: float = 120.0
@@ -46,16 +61,7 @@ def running_service(
     """``(base URL, server pid)`` of a started and ready service; stopped on exit. ``env`` adds ``GCNN_*`` settings."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_server(port, log_path, env)
     try:
         _wait_ready(base, process, log_path, timeout)
         yield base, process.pid

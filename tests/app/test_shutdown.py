@@ -10,11 +10,9 @@ or the drain's deadline, cuts what is left short and exits 1.
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +24,7 @@ import pytest
 from app.guard.server import DRAIN_TIMEOUT_S
 from bench.loadtest import process_tree
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
-from tests.service_process import ROOT, free_port
+from tests.service_process import ROOT, free_port, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -48,16 +46,7 @@ class Service:
 def started_service(name: str, env: dict[str, str] | None = None) -> Iterator[Service]:
     """``python -m app.guard.server`` on a free loopback port, ready; killed on exit if a test left it running."""
     port, log = free_port(), LOGS / f"shutdown-{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    environment = {**os.environ, "GCNN_TORCH_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    with log.open("wb") as stream:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.guard.server", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=environment,
-            stdout=stream,
-            stderr=subprocess.STDOUT,
-        )
+    process = start_server(port, log, env)
     service = Service(process, port, log)
     try:
         deadline = time.monotonic() + 120
