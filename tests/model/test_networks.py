@@ -29,8 +29,13 @@ def warm_up_batch_norm(model: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize(("name", "g"), element_cases(["C4", "D4"]))
-def test_gcnn_logits_are_invariant(name: str, g: int, mode: str) -> None:
-    model, group = gcnn(name), get_group(name)
+@pytest.mark.parametrize(
+    "options",
+    [{}, dict(subsample="blur", nonlinearity="softplus"), dict(pool_after=(0,), subsample="blur", nonlinearity="elu")],
+    ids=["max-pool-relu", "blur-softplus", "one-blur-pool-elu"],  # the anti-aliasing options of model.antialias
+)
+def test_gcnn_logits_are_invariant(name: str, g: int, mode: str, options: dict) -> None:
+    model, group = gcnn(name, **options), get_group(name)
     warm_up_batch_norm(model)
     model.train(mode == "train")
     x = torch.rand(4, 1, 28, 28)
