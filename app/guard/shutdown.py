@@ -12,12 +12,13 @@ What happens after the first ``SIGTERM`` (or ``SIGINT``), in order:
    place in the models' queue and their inference run as usual;
 3. when the last of them is answered, the server accepts the connections the kernel
    has completed meanwhile and stops listening in the same step (new connections are
-   refused; closing a listener would reset the ones still queued), gives connections
-   that were just accepted a moment to send their request (answered 503 too), closes
+   refused; closing a listener would reset the ones still queued), lets the event loop
+   register the connections it accepted just before, gives connections that were just
+   accepted a moment to send their request (answered 503 too), closes
    the rest, and runs the app's shutdown, which stops the torch worker and kills the
    decode processes; the process exits 0.
 
-The steps after the drain take at most ``AFTER_DRAIN_S`` (7.5 s; measured: about 2 s
+The steps after the drain take at most ``AFTER_DRAIN_S`` (7.52 s; measured: about 2 s
 to the process's exit). A second signal, or ``drain_timeout_s`` after the first, ends the drain at once:
 the requests still running are cancelled, their connections reset, the app's
 shutdown runs all the same, and the process exits 1 (requests were cut short).
@@ -46,10 +47,11 @@ __all__ = ["AFTER_DRAIN_S", "DrainState", "DrainingServer"]
 
 logger = logging.getLogger("app.guard.server")
 
-LINGER_S = 0.5  # after the listener closes: how long a just-accepted connection has to send its request
+SETTLE_S = 0.02  # after the listener closes: connections the event loop accepted just before become connections
+LINGER_S = 0.5  # then: how long a just-accepted connection has to send its request
 CLOSE_WAIT_S = 2.0  # then: how long closing connections have to flush what they were sent
 APP_SHUTDOWN_S = 5.0  # then: the most the app's own shutdown (torch worker, decode processes) may take
-AFTER_DRAIN_S = LINGER_S + CLOSE_WAIT_S + APP_SHUTDOWN_S  # the most from the end of the drain to the exit
+AFTER_DRAIN_S = SETTLE_S + LINGER_S + CLOSE_WAIT_S + APP_SHUTDOWN_S  # the most from the end of the drain to the exit
 
 
 class DrainState(ServerState):
@@ -133,6 +135,11 @@ class DrainingServer(uvicorn.Server):
             sock.close()
         if pending:
             logger.info("accepted %d queued connections as the listener closed", len(pending))
+        # A connection the event loop accepted in its last turns before the close is not one of
+        # server_state.connections yet: its protocol's connection_made is scheduled with call_soon
+        # (uvloop: one turn later; asyncio: two, a task then a callback). Missed, it would be left open
+        # until the process exits and its request read a reset. A few turns of the loop register them all.
+        await asyncio.sleep(SETTLE_S)
         if not self.force_exit:
             await self._adopt(pending)
             await self._wait(lambda: not self.server_state.connections, LINGER_S)
