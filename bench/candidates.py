@@ -1,13 +1,18 @@
-"""Architecture candidates side by side on held-out training digits (never the test set).
+"""Architecture candidates side by side: on held-out training digits to choose, on the test set once chosen.
 
     python -m bench.candidates runs/eq19/gcnn_c8_wide.json runs/eq19/gcnn_c8_aa.json ... \
         --baseline runs/eq19/gcnn_c8_wide.json --val-split 10000
+    python -m bench.candidates weights/gcnn_c8_pose.json runs/final/gcnn_c8_blur.json ... \
+        --baseline weights/gcnn_c8_pose.json --test
 
-Each card is a model trained with ``--val-split N --skip-test`` (so the last N training digits were never
-trained on). For each model, and for the baseline read with the two-copy orbit average
+Choosing: each card is a model trained with ``--val-split N --skip-test`` (so the last N training digits were
+never trained on) and is scored on those N. ``--test``: the models trained for good (on every training digit)
+are scored on the full test set, each digit turned as the MNIST protocol turns it (:mod:`model.evaluate`),
+for the final comparison table; nothing is chosen on these numbers. For each model, and for the baseline read
+with the two-copy orbit average
 (:class:`model.orbit_average.OrbitAverage`, input and input turned by 22.5°), it prints:
 
-- upright and rotated accuracy on the held-out digits (each turned by its own random angle, seed 0, as
+- upright and rotated accuracy on the held-out (or test) digits (each turned by its own random angle, seed 0, as
   :func:`model.evaluate.rotated_test_set` turns the test set);
 - the worst 15° bin: the rotated digits binned by their angle modulo 90° (a C4-exact network reads a
   digit turned by ``theta`` and by ``theta + 90°`` identically, so the six bins hold ~N/6 digits each);
@@ -94,18 +99,31 @@ def interleaved_latency_ratios(models: dict[str, nn.Module], baseline: str, roun
 
 
 def compare(
-    cards: list[Path], baseline: Path, val_split: int, data_dir: str | None, limit: int | None = None
+    cards: list[Path],
+    baseline: Path,
+    val_split: int,
+    data_dir: str | None,
+    limit: int | None = None,
+    test: bool = False,
 ) -> list[Row]:
-    images, labels = load_mnist(train=True, root=data_dir)
-    val_images, val_labels = images[-val_split:][:limit], labels[-val_split:][:limit]
+    """One row per card and one for the baseline's orbit average: on the last ``val_split`` training digits,
+    or with ``test`` on the test set (``val_split`` is then ignored, and every card must have trained on every
+    training digit)."""
+    if test:
+        val_images, val_labels = load_mnist(train=False, root=data_dir)
+        val_images, val_labels, val_split = val_images[:limit], val_labels[:limit], 0
+    else:
+        images, labels = load_mnist(train=True, root=data_dir)
+        val_images, val_labels = images[-val_split:][:limit], labels[-val_split:][:limit]
     rotated, angles = rotated_test_set(val_images, seed=0)
     models: dict[str, nn.Module] = {}
     train_seconds: dict[str, float | None] = {}
     baseline_name = ""
     for path in cards:
         model, card = load_checkpoint(path)
-        if card["training"].get("val_split") != val_split:
-            raise SystemExit(f"{path}: trained with --val-split {card['training'].get('val_split')}, not {val_split}")
+        if (card["training"].get("val_split") or 0) != val_split:
+            held_out = card["training"].get("val_split")
+            raise SystemExit(f"{path}: trained with --val-split {held_out}, not {val_split or 'none (--test)'}")
         models[card["name"]] = model.eval()
         train_seconds[card["name"]] = card["training"].get("wall_time_s")
         if path.resolve() == baseline.resolve():
@@ -166,9 +184,12 @@ def main(argv: list[str] | None = None) -> list[Row]:
     parser.add_argument("--val-split", type=int, default=10000)
     parser.add_argument("--limit", type=int, default=None, help="score the first N held-out digits only (smoke runs)")
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--test", action="store_true", help="score models trained on every training digit on the test set (final table)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    rows = compare(args.cards, args.baseline, args.val_split, args.data_dir, args.limit)
+    rows = compare(args.cards, args.baseline, args.val_split, args.data_dir, args.limit, args.test)
     print(table(rows))
     return rows
 
