@@ -13,10 +13,12 @@ pytestmark = pytest.mark.data
 
 
 def tiny_card(out: Path, *extra: str) -> Path:
-    return train_main([
+    card = train_main([
         "--model", "gcnn_c8", "--set", "hidden_channels=2", "--max-steps", "2", "--batch-size", "32",
         "--limit", "64", "--device", "cpu", "--skip-test", "--out-dir", str(out), *extra,
     ])  # fmt: skip
+    assert card is not None
+    return card
 
 
 @pytest.fixture(scope="module")
