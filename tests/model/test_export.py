@@ -69,8 +69,9 @@ def calibrated(name: str, **overrides: object) -> GroupEquivariantCNN:
     return model.eval()
 
 
-def test_export_covers_the_joint_head_and_the_input_blur() -> None:
-    model = calibrated("gcnn_c8_pose", input_blur=0.8)
+@pytest.mark.parametrize("name", ["gcnn_c8_pose", "gcnn_c8_blur_pose"])
+def test_export_covers_the_joint_head_and_the_input_blur(name: str) -> None:
+    model = calibrated(name, input_blur=0.8)
     x = images(4)
     logits, joint = export(model)(x)
     with torch.inference_mode():

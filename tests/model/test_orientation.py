@@ -31,10 +31,10 @@ JOINT_TOLERANCE = 5e-5
 DEGREES_TOLERANCE = 1e-2
 
 
-def pose_network(group: str, dtype: torch.dtype = torch.float32) -> GroupEquivariantCNN:
+def pose_network(group: str, dtype: torch.dtype = torch.float32, name: str = "gcnn_c8_pose") -> GroupEquivariantCNN:
     torch.manual_seed(0)
     frequencies = 1 if group == "C4" else 2  # below the Nyquist frequency N/2
-    model = create_model("gcnn_c8_pose", group=group, hidden_channels=4, pose_frequencies=frequencies)
+    model = create_model(name, group=group, hidden_channels=4, pose_frequencies=frequencies)
     model.to(dtype).train()
     with torch.no_grad():
         model(torch.rand(16, 1, 28, 28, dtype=dtype))  # batch-norm statistics that are not the identity
@@ -63,9 +63,10 @@ def test_joint_scores_move_along_the_element_axis_under_quarter_turns(group: str
     assert (turned - torch.roll(joint, shifts=g, dims=2)).abs().max() <= tolerance
 
 
+@pytest.mark.parametrize("name", ["gcnn_c8_pose", "gcnn_c8_blur_pose"])
 @pytest.mark.parametrize(("group", "g"), quarter_turns("C4") + quarter_turns("C8"))
-def test_digit_marginal_is_invariant_and_orientation_moves_by_the_element_angle(group: str, g: int) -> None:
-    model, symmetry = pose_network(group), get_group(group)
+def test_digit_marginal_is_invariant_and_orientation_moves_by_the_element_angle(group: str, g: int, name: str) -> None:
+    model, symmetry = pose_network(group, name=name), get_group(group)
     x = torch.rand(3, 1, 28, 28)
     with torch.no_grad():
         pose, turned = model.forward_pose(x), model.forward_pose(symmetry.transform_images(x, g))
