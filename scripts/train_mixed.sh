@@ -10,9 +10,11 @@
 #    set, and REFERENCE on MNIST only: the MNIST guard compares the mixed G-CNN with the MNIST-only model of
 #    its architecture (the joint head reads features trained by the digit loss alone, pose_trains_features=False,
 #    so REFERENCE is ${GCNN} without the pose head).
-# 3. The MNIST protocol (model.evaluate: upright, rotated, accuracy against the angle, orientation) and the
-#    equivariance measurement (model.equivariance) of the new models; the shipped pair and the mixed pair side by
-#    side through the real service on the acceptance set (bench.acceptance).
+# 3. The MNIST protocol (model.evaluate: upright, rotated, accuracy against the angle, orientation), the
+#    equivariance measurement (model.equivariance) and the comparison table on the test set (bench.candidates
+#    --test: worst 15° bin, invariance error, FLOPs, latency, against the served model and its two-copy orbit
+#    average) of the new models; the shipped pair and the mixed pair side by side through the real service on
+#    the acceptance set (bench.acceptance).
 #
 # The earlier 3-epoch fine-tune of the shipped pair (docs/preprocessing.md) is this script's step 2 with
 # `--init weights/<name>.json --epochs 3 --lr 1e-3` on cnn_seed and gcnn_c8_pose.
@@ -39,6 +41,8 @@ $PYTHON -m model.evaluate "$OUT_DIR/cnn_mixed.json" "$OUT_DIR/$REFERENCE.json" "
   --orientation-plot "$OUT_DIR/orientation_error.png" 2>&1 | tee "$OUT_DIR/logs/evaluate.log"
 $PYTHON -m model.equivariance weights/gcnn_c8_pose.json "$OUT_DIR/$REFERENCE.json" "$OUT_DIR/${GCNN}_mixed.json" \
   | tee "$OUT_DIR/equivariance.md"
+$PYTHON -m bench.candidates weights/gcnn_c8_pose.json weights/gcnn_c8_wide.json "$OUT_DIR/$REFERENCE.json" \
+  "$OUT_DIR/${GCNN}_mixed.json" --baseline weights/gcnn_c8_pose.json --test | tee "$OUT_DIR/candidates.md"
 cp weights/cnn_seed.json weights/cnn_seed.safetensors weights/gcnn_c8_pose.json weights/gcnn_c8_pose.safetensors "$OUT_DIR/"
 GCNN_WEIGHTS_DIR="$OUT_DIR" GCNN_MODELS="cnn_seed,gcnn_c8_pose,cnn_mixed,${GCNN}_mixed" \
   $PYTHON -m bench.acceptance --json "$OUT_DIR/acceptance.json" | tee "$OUT_DIR/acceptance.txt"
