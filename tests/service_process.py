@@ -1,6 +1,7 @@
 """The real service in its own process, as `make serve` runs it: ``python -m app.guard.server`` on a free loopback port.
 
-Used by the tests that need real HTTP (the browser test, the attack suite).
+Used by the tests that need real HTTP (the browser test, the attack suite); and the guarded server's
+configuration for the tests that run it in their own process on a small app (``guarded_config``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,11 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from app.guard.server import GuardedProtocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +28,15 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def guarded_config(app: Any, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration of the guarded server (app/guard/server.py) for ``app`` in this process, on the
+    loopback ``port``: asyncio's loop (its order of turns can be followed from Python), no lifespan."""
+    return uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=GuardedProtocol, loop="asyncio", lifespan="off", log_level="warning",
+        **options,
+    )  # fmt: skip
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float) -> None:

@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from app.guard.server import GuardedProtocol
 from app.settings import environment_settings
-from tests.service_process import free_port
+from tests.service_process import free_port, guarded_config
 
 HEADER_TIMEOUT_S, BODY_TIMEOUT_S, KEEP_ALIVE_S, MAX_HEAD, MAX_CONNECTIONS = 1.0, 2.0, 1, 4096, 4
 SETTINGS = {
@@ -54,17 +53,7 @@ def address() -> Iterator[tuple[str, int]]:
     os.environ.update(SETTINGS)
     environment_settings.cache_clear()
     port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        http=GuardedProtocol,
-        loop="asyncio",
-        lifespan="off",
-        log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE_S,
-        limit_concurrency=MAX_CONNECTIONS,
-    )
+    config = guarded_config(app, port, timeout_keep_alive=KEEP_ALIVE_S, limit_concurrency=MAX_CONNECTIONS)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -22,13 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from app.guard.server import DRAIN_TIMEOUT_S, GuardedProtocol
+from app.guard.server import DRAIN_TIMEOUT_S
 from app.guard.shutdown import DrainingServer
 from bench.loadtest import process_tree
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
-from tests.service_process import ROOT, free_port, start_server
+from tests.service_process import ROOT, free_port, guarded_config, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -151,24 +150,16 @@ def test_a_connection_the_event_loop_accepted_just_before_the_drain_ended_is_ans
 
     asyncio accepts in one turn of the loop and calls the protocol's ``connection_made`` two turns
     later (uvloop, the served loop, one): a connection accepted then is not yet one of the server's
-    connections. asyncio's loop here, as its order of turns can be followed from Python. Before
-    ``shutdown`` let the loop settle, it was never closed nor answered, and its request read a
-    reset when the process exited (CI: 1 of 543 requests under load). In process, no model.
+    connections. Before ``shutdown`` let the loop settle, it was never closed nor answered, and its
+    request read a reset when the process exited (CI: 1 of 543 requests under load). In process, no
+    model, on asyncio's loop (its order of turns can be followed from Python).
     """
     port = free_port()
 
     async def never_called(scope: Any, receive: Any, send: Any) -> None:
         raise AssertionError("while draining, /classify is answered by the protocol, not the app")
 
-    config = uvicorn.Config(
-        never_called,
-        host="127.0.0.1",
-        port=port,
-        http=GuardedProtocol,
-        loop="asyncio",
-        lifespan="off",
-        log_level="warning",
-    )
+    config = guarded_config(never_called, port)
     config.load()
 
     async def drain_ends_mid_accept(client: socket.socket) -> None:
