@@ -109,9 +109,10 @@ def compare(
     """One row per card and one for the baseline's orbit average: on the last ``val_split`` training digits,
     or with ``test`` on the test set (``val_split`` is then ignored, and every card must have trained on every
     training digit)."""
+    held_out = 0 if test else val_split  # the training digits every card must have held out
     if test:
-        val_images, val_labels = load_mnist(train=False, root=data_dir)
-        val_images, val_labels, val_split = val_images[:limit], val_labels[:limit], 0
+        images, labels = load_mnist(train=False, root=data_dir)
+        val_images, val_labels = images[:limit], labels[:limit]
     else:
         images, labels = load_mnist(train=True, root=data_dir)
         val_images, val_labels = images[-val_split:][:limit], labels[-val_split:][:limit]
@@ -121,9 +122,9 @@ def compare(
     baseline_name = ""
     for path in cards:
         model, card = load_checkpoint(path)
-        if (card["training"].get("val_split") or 0) != val_split:
-            held_out = card["training"].get("val_split")
-            raise SystemExit(f"{path}: trained with --val-split {held_out}, not {val_split or 'none (--test)'}")
+        if (card["training"].get("val_split") or 0) != held_out:
+            trained = card["training"].get("val_split")
+            raise SystemExit(f"{path}: trained with --val-split {trained}, not {held_out or 'none (--test)'}")
         models[card["name"]] = model.eval()
         train_seconds[card["name"]] = card["training"].get("wall_time_s")
         if path.resolve() == baseline.resolve():
