@@ -50,7 +50,8 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     # gcnn_c8_wide with anti-aliased subsampling, a smooth nonlinearity, or one subsampling only
     # (14x14 maps after the lifting conv, ~1.6x the FLOPs), see model.antialias.
     "gcnn_c8_blur": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, subsample="blur")),
-    # gcnn_c8_pose with gcnn_c8_blur's anti-aliased subsampling: the candidate served model of both issues.
+    # gcnn_c8_pose with gcnn_c8_blur's anti-aliased subsampling (trained on mixed data, not served:
+    # docs/preprocessing.md).
     "gcnn_c8_blur_pose": (
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=12, subsample="blur", head="joint", pose_trains_features=False),
