@@ -2,7 +2,8 @@
 
     python -m model.spread runs/seeds cnn_seed gcnn_c8_pose     # what scripts/seed_variation.sh prints
 
-For each model it reads the shipped card (``weights/<model>.json``, seed 0) and
+For each model it reads the shipped card (``weights/<model>.json``, seed 0; ``--weights`` names another
+folder, e.g. ``runs/final`` for the mixed-data runs of ``scripts/train_mixed.sh``) and
 every ``<runs>/<model>_seed<N>.json`` that ``scripts/seed_variation.sh`` trained
 with the same command. Upright and rotated accuracy come from the cards (the
 training CLI evaluates the last checkpoint on the full test set); for a model
@@ -58,9 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, help="folder of the seed runs (scripts/seed_variation.sh: runs/seeds)")
     parser.add_argument("models", nargs="+")
+    parser.add_argument("--weights", type=Path, default=Path("weights"), help="folder of the seed-0 cards")
     args = parser.parse_args(argv)
     for name in args.models:
-        summary = spread(args.runs, name)
+        summary = spread(args.runs, name, args.weights)
         print(f"{name}: seeds {summary['seeds']}")
         for key, label, _ in MEASURES:
             if key in summary:

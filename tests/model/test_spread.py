@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from model.spread import spread
+from model.spread import main, spread
 
 
 def card(path: Path, seed: int, upright: float, rotated: float, orientation: dict | None = None) -> None:
@@ -46,3 +46,16 @@ def test_spread_adds_the_orientation_measures_of_a_joint_head(tmp_path: Path) ->
     summary = spread(tmp_path, "m", tmp_path)
     assert summary["rotated_orientation_median_error"][1] == pytest.approx(10.0)
     assert summary["six_nine_flagged"] == [(7, 8), (6, 7)]
+
+
+def test_spread_command_reads_the_seed_0_card_from_the_folder_weights_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    final, runs = tmp_path / "final", tmp_path / "runs"
+    final.mkdir(), runs.mkdir()
+    card(final / "m_mixed.json", 0, 0.99, 0.96)
+    card(runs / "m_mixed_seed1.json", 1, 0.98, 0.98)
+    main([str(runs), "m_mixed", "--weights", str(final)])
+    printed = capsys.readouterr().out
+    assert "m_mixed: seeds [0, 1]" in printed
+    assert "96.00 98.00" in printed and "mean 97.00 sd 1.41" in printed
