@@ -9,7 +9,12 @@ expand it into a bank with one copy per group element ``g``:
 - lifting:  ``K_g[o, i] = g . W[o, i]``                 -> conv2d with ``(O*|G|, I, k, k)``
 - group:    ``K_g[o, i, h] = g . W[o, i, g^-1 h]``       -> conv2d with ``(O*|G|, I*|G|, k, k)``
 
-so that ``layer(g . x) = g . layer(x)`` (Cohen & Welling, 2016). In eval mode
+so that ``layer(g . x) = g . layer(x)`` (Cohen & Welling, 2016). With ``band_limit=L``
+(cyclic groups) the features are functions on the circle of frequency ``0..L`` sampled at the
+group's angles (:mod:`model.fourier`): a group convolution stores ``W[o, i]`` as ``2L + 1`` Fourier
+coefficients over its input element instead of ``|G|`` samples, and both convolutions project their
+output's group axis onto the band (folded into the bank), so that every layer's output is a feature
+of SO(2) that a turn by any angle moves exactly. In eval mode
 without autograd the expanded bank is cached and rebuilt when the stored weights
 change (:func:`model.fusion.cache_key`: every in-place update through the tensor,
 such as ``optimizer.step()`` or ``load_state_dict``), on every train/eval switch,
@@ -26,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from model.fourier import check_band_limit, coefficient_count, projection, synthesis
 from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
 from model.groups import Group
 from model.kernels import make_basis
@@ -39,6 +45,8 @@ class _ExpandedConv2d(CachingModule):
     lifts: bool  # True: the input is an image; False: a group feature map
     basis: torch.Tensor  # buffers, annotated for type checkers
     regular_permutations: torch.Tensor
+    band: torch.Tensor
+    synthesis: torch.Tensor
 
     def __init__(
         self,
@@ -51,6 +59,7 @@ class _ExpandedConv2d(CachingModule):
         padding: int = 0,
         bias: bool = True,
         basis: str = "grid",
+        band_limit: int = 0,
     ) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("stride", stride)):
@@ -61,14 +70,26 @@ class _ExpandedConv2d(CachingModule):
         self.in_channels, self.out_channels, self.kernel_size = in_channels, out_channels, kernel_size
         self.group, self.stride, self.padding, self.basis_name = group, stride, padding, basis
         self.in_group_size = in_group_size = 1 if self.lifts else group.order
+        self.band_limit = band_limit
+        # what the stored weight holds per input channel: 1 (an image), |G| samples, or 2L + 1 coefficients
+        stored_group_size = in_group_size
+        if band_limit:
+            if group.reflections:
+                raise ValueError(f"band_limit needs a cyclic group C_N, got {group.name}")
+            check_band_limit(group.order, band_limit)
+            self.register_buffer("band", projection(group.order, band_limit), persistent=False)  # (|G|, |G|)
+            if not self.lifts:
+                self.register_buffer("synthesis", synthesis(group.order, band_limit), persistent=False)
+                stored_group_size = coefficient_count(band_limit)
         self.cache_kernels = True
         kernel_basis = make_basis(basis, kernel_size)
         self.register_buffer("basis", kernel_basis.transformed(group), persistent=False)  # (|G|, K, k, k)
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, in_group_size, kernel_basis.size))
+        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, stored_group_size, kernel_basis.size))
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
         # He initialisation: each basis function has unit norm, so the filter
         # energy per input channel is K * var(c).
-        fan_in = in_channels * in_group_size * kernel_basis.size
+        # (the synthesis of band-limited weights keeps their energy: its columns are orthonormal)
+        fan_in = in_channels * stored_group_size * kernel_basis.size
         nn.init.normal_(self.weight, std=(2.0 / fan_in) ** 0.5)
         self._bank, self._bias_bank, self._fused = InferenceCache(), InferenceCache(), InferenceCache()
         if not self.lifts:
@@ -82,6 +103,8 @@ class _ExpandedConv2d(CachingModule):
         """The full bank ``(O*|G|, I*N_in, k, k)`` for ``F.conv2d``."""
         weight = self._group_indexed_weight()  # (O, I, G, N_in, K)
         bank = torch.einsum("oignk,gkyx->oginyx", weight, self.basis)  # (O, G, I, N_in, k, k)
+        if self.band_limit:  # the output's group axis projected onto the band 0..L
+            bank = torch.einsum("gh,ohinyx->oginyx", self.band, bank)
         size = self.kernel_size
         return bank.reshape(self.out_channels * self.group.order, self.in_channels * self.in_group_size, size, size)
 
@@ -128,6 +151,7 @@ class _ExpandedConv2d(CachingModule):
         return (
             f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, group={self.group.name}, "
             f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}, basis={self.basis_name}"
+            + (f", band_limit={self.band_limit}" if self.band_limit else "")
         )
 
 
@@ -152,8 +176,11 @@ class GroupConv2d(_ExpandedConv2d):
     lifts = False
 
     def _group_indexed_weight(self) -> torch.Tensor:
-        # weight[o, i, perm[g, h]] = W[o, i, g^-1 h]
-        return self.weight[:, :, self.regular_permutations]  # (O, I, G, G, K)
+        # weight[o, i, perm[g, h]] = W[o, i, g^-1 h]; band-limited: W sampled from its coefficients first
+        weight: torch.Tensor = self.weight
+        if self.band_limit:
+            weight = torch.einsum("oifk,hf->oihk", weight, self.synthesis)  # (O, I, G, K)
+        return weight[:, :, self.regular_permutations]  # (O, I, G, G, K)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != self.in_channels or x.shape[2] != self.group.order:

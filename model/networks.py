@@ -7,6 +7,9 @@ average over space) and a linear classifier. Its logits are invariant to every
 element of its group, exactly for quarter turns and mirrors when every pooled
 map has an even size.
 
+With ``band_limit=L`` every feature is a function of frequency ``0..L`` on the group's angles, a
+feature of SO(2) (:mod:`model.fourier`).
+
 ``BaselineCNN``: the same design with plain ``Conv2d`` layers, no symmetry.
 
 Both run inference (eval mode, autograd off) through a fused path: each
@@ -67,6 +70,7 @@ class GCNNConfig(CNNConfig):
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
     subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 max pool) or "blur" (see model.antialias)
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
+    band_limit: int = 0  # > 0: features of SO(2), frequencies 0..band_limit on the group's angles (model.fourier)
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -148,11 +152,12 @@ class GroupEquivariantCNN(CachingModule):
         self.config = config
         self.group = get_group(config.group)
         group, size, width = self.group, config.kernel_size, config.hidden_channels
+        layer_options: dict[str, Any] = dict(basis=config.basis, band_limit=config.band_limit)
         convs: list[nn.Module] = [
-            LiftingConv2d(config.in_channels, width, size, group=group, padding=config.padding, basis=config.basis)
+            LiftingConv2d(config.in_channels, width, size, group=group, padding=config.padding, **layer_options)
         ]
         convs += [
-            GroupConv2d(width, width, size, group=group, padding=config.padding, basis=config.basis)
+            GroupConv2d(width, width, size, group=group, padding=config.padding, **layer_options)
             for _ in range(config.num_hidden)
         ]
         self.convs = nn.ModuleList(convs)
