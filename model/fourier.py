@@ -49,11 +49,7 @@ def synthesis(samples: int, band_limit: int, dtype: torch.dtype = torch.float32)
     """``S`` ``(N, 2L + 1)``: column ``j`` is a harmonic sampled at ``theta_h = 2 pi h / N``, scaled so that
     ``S^T S = I`` (frequency 0 by ``1/sqrt(N)``, the others by ``sqrt(2/N)``)."""
     check_band_limit(samples, band_limit)
-    theta = 2 * math.pi * torch.arange(samples, dtype=torch.float64) / samples
-    columns = [torch.full((samples,), 1.0 / math.sqrt(samples), dtype=torch.float64)]
-    for m in range(1, band_limit + 1):
-        columns += [math.sqrt(2.0 / samples) * torch.cos(m * theta), math.sqrt(2.0 / samples) * torch.sin(m * theta)]
-    return torch.stack(columns, dim=1).to(dtype)
+    return _harmonics(samples, band_limit, 0.0).to(dtype)
 
 
 def projection(samples: int, band_limit: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -66,13 +62,17 @@ def turn(features: torch.Tensor, degrees: float, band_limit: int, dim: int = 2) 
     """The band-limited part of ``features`` (group axis ``dim``, N samples) turned by ``degrees``
     counter-clockwise: ``f'(theta) = f(theta - phi)``, each frequency-m pair rotated by ``m phi``."""
     samples = features.shape[dim]
-    basis = synthesis(samples, band_limit, torch.float64)
-    phi = math.radians(degrees)
-    shifted = [torch.full((samples,), 1.0 / math.sqrt(samples), dtype=torch.float64)]
-    theta = 2 * math.pi * torch.arange(samples, dtype=torch.float64) / samples
-    for m in range(1, band_limit + 1):
-        scale = math.sqrt(2.0 / samples)
-        shifted += [scale * torch.cos(m * (theta - phi)), scale * torch.sin(m * (theta - phi))]
-    operator = (torch.stack(shifted, dim=1) @ basis.T).to(features.dtype).to(features.device)  # (N, N)
-    moved = features.movedim(dim, -1) @ operator.T
+    analysis = synthesis(samples, band_limit, torch.float64).T  # samples -> coefficients
+    operator = _harmonics(samples, band_limit, math.radians(degrees)) @ analysis  # (N, N)
+    moved = features.movedim(dim, -1) @ operator.T.to(features.dtype).to(features.device)
     return moved.movedim(-1, dim)
+
+
+def _harmonics(samples: int, band_limit: int, phi: float) -> torch.Tensor:
+    """The orthonormal harmonics of :func:`synthesis` at ``theta_h - phi``, float64 ``(N, 2L + 1)``."""
+    theta = 2 * math.pi * torch.arange(samples, dtype=torch.float64) / samples - phi
+    scale = math.sqrt(2.0 / samples)
+    columns = [torch.full((samples,), 1.0 / math.sqrt(samples), dtype=torch.float64)]
+    for m in range(1, band_limit + 1):
+        columns += [scale * torch.cos(m * theta), scale * torch.sin(m * theta)]
+    return torch.stack(columns, dim=1)
