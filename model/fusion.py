@@ -197,7 +197,8 @@ class CachingModule(nn.Module):
     """A module whose submodules keep :class:`InferenceCache` attributes (or lists of them).
 
     Every switch between train and eval mode empties them (training reads no cache, so
-    their memory is free). After editing weights in place through ``.data`` (as EMA or
+    their memory is free); ``eval()`` on a module already in eval mode keeps them (evaluation
+    code calls it before every batch). After editing weights in place through ``.data`` (as EMA or
     pruning code does), call :meth:`clear_caches`: such edits bump no version counter
     (see :func:`cache_key`).
     """
@@ -212,5 +213,6 @@ class CachingModule(nn.Module):
                         cache.clear()
 
     def train(self, mode: bool = True) -> CachingModule:
-        self.clear_caches()
+        if any(module.training != mode for module in self.modules()):
+            self.clear_caches()
         return super().train(mode)

@@ -57,6 +57,27 @@ def test_the_bank_is_expanded_once_in_eval(layer: GroupConv2d, monkeypatch: pyte
     assert calls[0] == 1
 
 
+def test_eval_on_a_network_already_in_eval_mode_keeps_its_cached_banks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Evaluation loops call ``model.eval()`` before every batch (bench.candidates did): that must not rebuild
+    every bank (it did: the candidates' latency and FLOPs counted one expansion per call). A real switch still
+    empties the caches."""
+    torch.manual_seed(0)
+    model = create_model("gcnn_c8").eval()
+    layer = model.convs[1]
+    calls = count_expansions(layer, monkeypatch)
+    x = torch.randn(1, 1, 28, 28)
+    with torch.inference_mode():
+        for _ in range(3):
+            model.eval()
+            model(x)
+    assert calls[0] == 1
+    model.train()
+    model.eval()
+    with torch.inference_mode():
+        model(x)
+    assert calls[0] == 2
+
+
 def test_no_cache_in_training_or_with_autograd(layer: GroupConv2d, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = count_expansions(layer, monkeypatch)
     x = torch.randn(1, 3, 8, 7, 7)
