@@ -148,3 +148,19 @@ def test_fourier_network_fused_path_and_export_give_the_layer_by_layer_logits() 
         reference = model.forward_head(model.layer_outputs(model.low_pass(x))[-1])
         assert (fused - reference).abs().max() <= 1e-4
         assert (export(model)(x) - fused).abs().max() <= 1e-4
+
+
+def test_joint_head_on_fourier_features_moves_its_pose_with_every_quarter_turn() -> None:
+    """The orientation head reads the 16 angles of the band-limited features: a quarter turn of the input shifts
+    ``log p(digit, element)`` by 4 elements exactly."""
+    torch.manual_seed(0)
+    model = create_model("gcnn_c16_fourier", hidden_channels=3, head="joint", pose_frequencies=3)
+    assert isinstance(model, GroupEquivariantCNN)
+    model(torch.rand(16, 1, 28, 28))
+    model.eval()
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        joint = model.forward_joint(x)
+        for quarter in range(1, 4):
+            turned = model.forward_joint(torch.rot90(x, quarter, dims=(-2, -1)))
+            assert (turned - torch.roll(joint, 4 * quarter, dims=2)).abs().max() <= 1e-4
