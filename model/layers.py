@@ -14,7 +14,8 @@ so that ``layer(g . x) = g . layer(x)`` (Cohen & Welling, 2016). With ``band_lim
 group's angles (:mod:`model.fourier`): a group convolution stores ``W[o, i]`` as ``2L + 1`` Fourier
 coefficients over its input element instead of ``|G|`` samples, and both convolutions project their
 output's group axis onto the band (folded into the bank), so that every layer's output is a feature
-of SO(2) that a turn by any angle moves exactly. In eval mode
+of SO(2) whose group axis a turn by any angle moves exactly (:func:`model.fourier.turn`; the pixel grid
+still approximates the spatial turn). In eval mode
 without autograd the expanded bank is cached and rebuilt when the stored weights
 change (:func:`model.fusion.cache_key`: every in-place update through the tensor,
 such as ``optimizer.step()`` or ``load_state_dict``), on every train/eval switch,
