@@ -129,7 +129,8 @@ def calibrated(seed: int = 0) -> GroupEquivariantCNN:
 @pytest.mark.parametrize("g", range(N))
 def test_fourier_network_is_invariant_to_every_element_exactly_at_quarter_turns(g: int) -> None:
     """Over all 16 elements: quarter turns exact (<= 1e-4 in float32, as the shipped models); the others carry the
-    pixel grid's interpolation of a turned digit (measured: <= 0.07 of the logits' size for this random network)."""
+    pixel grid's interpolation of a turned digit (measured: 0.005-0.023 of the logits' size for this random
+    network; tolerance 0.05)."""
     model, group = calibrated(), cyclic(N)
     x = torch.zeros(2, 1, 28, 28)
     x[:, :, 6:22, 12:16] = 1.0
@@ -137,7 +138,7 @@ def test_fourier_network_is_invariant_to_every_element_exactly_at_quarter_turns(
     with torch.no_grad():
         upright = model(x)
         error = (model(group.transform_images(x, g)) - upright).abs().max() / upright.abs().max()
-    assert error <= (1e-4 if group.is_exact(g) else 0.1)
+    assert error <= (1e-4 if group.is_exact(g) else 0.05)
 
 
 def test_fourier_network_fused_path_and_export_give_the_layer_by_layer_logits() -> None:
