@@ -11,6 +11,8 @@ or the drain's deadline, cuts what is left short and exits 1.
 from __future__ import annotations
 
 import asyncio
+import errno
+import select
 import signal
 import socket
 import subprocess
@@ -24,7 +26,7 @@ from typing import Any
 import pytest
 
 from app.guard.server import DRAIN_TIMEOUT_S
-from app.guard.shutdown import DrainingServer
+from app.guard.shutdown import HANDSHAKE_S, DrainingServer, refuse_new_handshakes
 from bench.loadtest import process_tree
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
 from tests.service_process import ROOT, free_port, guarded_config, start_server
@@ -180,3 +182,78 @@ def test_a_connection_the_event_loop_accepted_just_before_the_drain_ended_is_ans
         answer = reply(client, 2)
     assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
     assert b"shutting-down" in answer
+
+
+def connect_started(port: int) -> socket.socket:
+    """A non-blocking client whose SYN is sent and whose connect has not returned."""
+    client = socket.socket()
+    client.setblocking(False)
+    assert client.connect_ex(("127.0.0.1", port)) == errno.EINPROGRESS
+    return client
+
+
+def connect_outcome(client: socket.socket, within: float) -> str:
+    """``"pending"``, ``"established"`` or the error a non-blocking connect ended with."""
+    _, writable, _ = select.select([], [client], [], within)
+    if not writable:
+        return "pending"
+    error = client.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    return "established" if error == 0 else errno.errorcode[error]
+
+
+def test_once_new_handshakes_are_refused_no_connection_completes_and_the_closed_listener_refuses_it() -> None:
+    """The kernel-level step that lets a listener close without resetting anyone (SYNs dropped, the rest kept)."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = listener.getsockname()[1]
+        with (
+            socket.create_connection(("127.0.0.1", port)) as open_client,
+            socket.create_connection(("127.0.0.1", port)) as queued_client,
+        ):
+            accepted, _ = listener.accept()
+            assert refuse_new_handshakes(listener)
+            late = connect_started(port)
+            assert connect_outcome(late, 0.3) == "pending", "the kernel completed a handshake on a stopped listener"
+            with accepted:
+                open_client.sendall(b"ping")
+                assert accepted.recv(4) == b"ping", "an established connection is not touched"
+            queued, _ = listener.accept()
+            with queued:
+                queued_client.sendall(b"pong")
+                assert queued.recv(4) == b"pong", "a connection completed before stays queued, whole"
+            listener.close()
+            with late:
+                assert connect_outcome(late, 3) == "ECONNREFUSED", "the late client is refused (SYN sent again)"
+
+
+def test_while_the_server_stops_listening_a_queued_request_is_answered_and_a_new_connection_refused() -> None:
+    """``shutdown`` end to end in process: the SYN of a client that comes during its handshake window is dropped."""
+    port = free_port()
+
+    async def never_called(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("while draining, /classify is answered by the protocol, not the app")
+
+    config = guarded_config(never_called, port)
+    config.load()
+
+    async def stop_listening(early: socket.socket) -> socket.socket:
+        server = DrainingServer(config, drain_timeout_s=5)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup()
+        server.server_state.draining = True
+        early.connect(("127.0.0.1", port))
+        early.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+        stopping = asyncio.create_task(server.shutdown())
+        await asyncio.sleep(HANDSHAKE_S / 4)  # inside the window: the listener is still open
+        late = connect_started(port)
+        await stopping
+        return late
+
+    with socket.socket() as early:
+        late = asyncio.run(stop_listening(early))
+        answer = reply(early, 2)
+    with late:
+        outcome = connect_outcome(late, 3)
+    assert answer.startswith(b"HTTP/1.1 503 "), answer[:200]
+    assert outcome == "ECONNREFUSED", outcome
