@@ -218,8 +218,9 @@ def refuse_new_handshakes(listener: Any) -> bool:
 
     The connections it has completed stay queued, and those it is completing (SYN-ACK sent) still complete;
     an established connection is not touched. A client whose SYN is dropped sends it again (after 1 s on
-    Linux) and is refused if the listener is closed by then. TCP on Linux only (a socket filter); False
-    elsewhere, and the listener is left as it was.
+    Linux) and is refused if the listener is closed by then. TCP on Linux only (a socket filter), and only
+    where the kernel lets this process attach one (on some kernels that takes privilege: in this project's
+    container it is refused, docs/deploy.md); False elsewhere, and the listener is left as it was.
     """
     if listener.family not in (socket.AF_INET, socket.AF_INET6):
         return False  # a Unix socket: no handshake, and the filter would read its data
