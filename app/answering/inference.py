@@ -34,6 +34,7 @@ from torch import nn
 from app.answering.answers import ModelOutput, predictions
 from app.answering.inputs import ModelInputs
 from app.schemas import OrientationPrior
+from model.centring import predict_centred
 from model.checkpoint import load_checkpoint
 from model.serving import ServingModel, as_serving
 
@@ -116,12 +117,13 @@ def load_models(weights_dir: Path, names: Sequence[str]) -> list[LoadedModel]:
 
 def run_models(models: Sequence[LoadedModel], images: torch.Tensor) -> list[ModelOutput]:
     """Every model on ``images`` ``(B, 1, 28, 28)`` float32 in [0, 1], as a request runs them (a joint
-    head's pose included); call it on the worker thread."""
+    head's pose included, read without the centre-of-mass cue where the preprocessing made it up:
+    :func:`model.centring.predict_centred`); call it on the worker thread."""
     outputs = []
     with torch.inference_mode():
         for model in models:
             started = time.perf_counter()
-            probabilities, pose = model.serving.predict(images)
+            probabilities, pose = predict_centred(model.serving, images)
             outputs.append(ModelOutput(model.name, probabilities, time.perf_counter() - started, pose))
     return outputs
 

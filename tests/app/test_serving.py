@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from app.answering.inference import LoadedModel, run_models
+from model.centring import MNIST_CENTRE, centred_pose, recentre
 from model.checkpoint import load_checkpoint
 from model.registry import create_model
-from model.serving import ServingModel
+from model.serving import ServingModel, as_serving
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
@@ -43,12 +44,24 @@ def test_a_network_without_the_serving_interface_is_refused() -> None:
         LoadedModel("plain", nn.Sequential(nn.Flatten(), nn.Linear(784, 10)), {"architecture": "Sequential"})
 
 
-def test_the_shipped_pose_model_answers_as_before_through_the_interface() -> None:
+def test_the_shipped_pose_model_answers_as_before_through_the_interface_off_the_mnist_centre() -> None:
     network, card = load_checkpoint(WEIGHTS / "gcnn_c8_pose.json")
-    images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    images = torch.zeros(4, 1, 28, 28)  # ink in the top left corner: the mass far from MNIST's (14, 14)
+    images[:, :, 2:14, 3:12] = torch.rand(4, 1, 12, 9, generator=torch.Generator().manual_seed(1))
     (output,) = run_models([LoadedModel("gcnn_c8_pose", network, card)], images)
     with torch.inference_mode():
         pose = network.forward_pose(images)  # type: ignore[operator]
+    assert output.pose is not None
+    torch.testing.assert_close(output.probabilities, pose.digit_probabilities.float())
+    torch.testing.assert_close(output.pose.log_joint, pose.log_joint)
+
+
+def test_the_shipped_pose_model_reads_an_input_centred_as_mnist_without_the_centre_of_mass_cue() -> None:
+    network, card = load_checkpoint(WEIGHTS / "gcnn_c8_pose.json")
+    images = recentre(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)), MNIST_CENTRE)
+    (output,) = run_models([LoadedModel("gcnn_c8_pose", network, card)], images)
+    with torch.inference_mode():
+        pose = centred_pose(as_serving(network), images)
     assert output.pose is not None
     torch.testing.assert_close(output.probabilities, pose.digit_probabilities.float())
     torch.testing.assert_close(output.pose.log_joint, pose.log_joint)

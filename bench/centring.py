@@ -1,0 +1,118 @@
+"""How strongly the centred reading leans towards upright, chosen on the acceptance set made for tuning.
+
+    python -m bench.centring                                   # data/acceptance_tune (seed 1), the served G-CNN
+    python -m bench.centring --set data/acceptance_tune weights/gcnn_c8_pose.json runs/x/other.json
+
+Reads every image of an acceptance set (:mod:`bench.acceptance_set`, generated
+with ``--seed 1`` when missing: not the reported set, seed 0) as the service
+reads it (the same decoding and default preprocessing, in process), then each
+model's answer: as the network reads the input (``plain``, the cue of MNIST's
+centre of mass left as preprocessing made it) and with
+:func:`model.centring.centred_pose` at every lean of ``--leans``. Counts as
+:mod:`bench.acceptance` does (a turned 6 or 9 read as its partner is right when
+flagged ambiguous with the true digit among the readings) and prints, per
+model and reading: upright and turned accuracy (``orientation_prior=none``),
+upright with ``orientation_prior=upright``, the turned 6/9 swaps and how many
+were flagged, and how many answers in all were flagged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.pictures.decoding import model_input
+from app.pictures.preprocessing import PreprocessMode
+from bench.acceptance import Answer, summarise
+from bench.acceptance_set import generate
+from model.centring import CENTRING_CONCENTRATION, centred_pose
+from model.checkpoint import load_checkpoint
+from model.orientation import Pose, angles, upright_prior
+from model.serving import as_serving
+
+__all__ = ["answers", "main", "model_inputs"]
+
+MAX_PIXELS = 40_000_000  # the service's default decode limit is larger than any image of the set
+
+
+def model_inputs(folder: Path) -> tuple[list[dict[str, str]], torch.Tensor]:
+    """The set's labels and its ``(N, 1, 28, 28)`` inputs, preprocessed as the service does by default."""
+    rows = list(csv.DictReader((folder / "labels.csv").open()))
+    images = [model_input((folder / row["file"]).read_bytes(), MAX_PIXELS, PreprocessMode.AUTO) for row in rows]
+    return rows, torch.from_numpy(np.stack(images))[:, None]
+
+
+def answers(rows: list[dict[str, str]], pose: Pose, model: str) -> list[Answer]:
+    """What ``pose`` answers for every row, with no prior, and with the upright prior for the upright rows."""
+    found: list[Answer] = []
+    for prior in ("none", "upright"):
+        weighed = pose if prior == "none" else pose.with_prior(upright_prior(angles()))
+        readings = weighed.top_readings(3)
+        ambiguous = readings.ambiguous().tolist()
+        for index, row in enumerate(rows):
+            if prior == "upright" and row["turned"] == "1":
+                continue
+            found.append(
+                Answer(
+                    file=row["file"],
+                    digit=int(row["digit"]),
+                    condition=row["condition"],
+                    turned=row["turned"] == "1",
+                    prior=prior,
+                    model=model,
+                    status=200,
+                    answer=int(readings.digits[index, 0]),
+                    ambiguous=ambiguous[index],
+                    readings=[int(d) for d in readings.digits[index]],
+                )
+            )
+    return found
+
+
+def _line(name: str, answers_: list[Answer]) -> str:
+    summary = summarise(answers_)
+    table, half_turn = summary["table"], summary["half_turn_mistakes"][name]
+    upright = table[f"{name} | prior none | upright"]["all"]["accuracy"]
+    turned = table[f"{name} | prior none | turned"]["all"]["accuracy"]
+    with_prior = table[f"{name} | prior upright | upright"]["all"]["accuracy"]
+    flagged = sum(a.ambiguous for a in answers_ if a.prior == "none")
+    return (
+        f"| {100 * upright:.2f}% | {100 * turned:.2f}% | {100 * with_prior:.2f}% "
+        f"| {half_turn['flagged']} of {half_turn['mistakes']} | {flagged} |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cards", nargs="*", type=Path, default=[Path("weights/gcnn_c8_pose.json")])
+    parser.add_argument("--set", type=Path, default=Path("data/acceptance_tune"), help="generated (seed 1) if missing")
+    parser.add_argument("--leans", type=float, nargs="+", default=[0.0, 0.5, 0.75, 1.0, 1.5, 2.0])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not (args.set / "labels.csv").is_file():
+        generate(args.set, seed=1)
+    rows, images = model_inputs(args.set)
+    print(f"{args.set}: {len(rows)} images; the served lean is {CENTRING_CONCENTRATION}\n")
+    print("| model | reading | upright | turned | upright, prior upright | turned 6/9 swaps flagged | flagged in all |")
+    print("|---|---|---|---|---|---|---|")
+    for card in args.cards:
+        module, _ = load_checkpoint(card)
+        network = as_serving(module.eval())
+        name = card.stem
+        with torch.inference_mode():
+            plain = network.predict(images).pose
+            if plain is None:
+                raise SystemExit(f"{card}: the network has no pose (a joint head is needed)")
+            print(f"| `{name}` | plain | {_line(name, answers(rows, plain, name))[2:]}")
+            for lean in args.leans:
+                pose = centred_pose(network, images, concentration=lean)
+                print(f"| `{name}` | centred, lean {lean:g} | {_line(name, answers(rows, pose, name))[2:]}")
+
+
+if __name__ == "__main__":
+    main()
