@@ -2,6 +2,7 @@
 
     python -m bench.centring                                   # data/acceptance_tune (seed 1), the served G-CNN
     python -m bench.centring --set data/acceptance_tune weights/gcnn_c8_pose.json runs/x/other.json
+    python -m bench.centring --mnist 5000                      # also MNIST test digits, upright and rotated
 
 Reads every image of an acceptance set (:mod:`bench.acceptance_set`, generated
 with ``--seed 1`` when missing: not the reported set, seed 0) as the service
@@ -13,7 +14,10 @@ centre of mass left as preprocessing made it) and with
 flagged ambiguous with the true digit among the readings) and prints, per
 model and reading: upright and turned accuracy (``orientation_prior=none``),
 upright with ``orientation_prior=upright``, the turned 6/9 swaps and how many
-were flagged, and how many answers in all were flagged.
+were flagged, and how many answers in all were flagged. With ``--mnist N``, also the
+first ``N`` MNIST test digits, upright and turned as the evaluation protocol turns
+them (seed 0), passed through as they are: the network's accuracy against the
+service's reading (:func:`model.centring.predict_centred`).
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from app.pictures.decoding import model_input
 from app.pictures.preprocessing import PreprocessMode
 from bench.acceptance import Answer, summarise
 from bench.acceptance_set import generate
-from model.centring import CENTRING_CONCENTRATION, centred_pose
+from model.centring import CENTRING_CONCENTRATION, centred_pose, mass_quarter_turn, predict_centred
 from model.checkpoint import load_checkpoint
+from model.data import load_mnist
+from model.evaluate import rotated_test_set
 from model.orientation import Pose, angles, upright_prior
 from model.serving import as_serving
 
@@ -92,6 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("cards", nargs="*", type=Path, default=[Path("weights/gcnn_c8_pose.json")])
     parser.add_argument("--set", type=Path, default=Path("data/acceptance_tune"), help="generated (seed 1) if missing")
     parser.add_argument("--leans", type=float, nargs="+", default=[0.0, 0.5, 0.75, 1.0, 1.5, 2.0])
+    parser.add_argument("--mnist", type=int, default=0, help="also this many MNIST test digits (GCNN_DATA_DIR)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not (args.set / "labels.csv").is_file():
@@ -112,6 +119,28 @@ def main(argv: list[str] | None = None) -> None:
             for lean in args.leans:
                 pose = centred_pose(network, images, concentration=lean)
                 print(f"| `{name}` | centred, lean {lean:g} | {_line(name, answers(rows, pose, name))[2:]}")
+    if args.mnist:
+        _mnist(args.cards, args.mnist)
+
+
+def _mnist(cards: list[Path], count: int) -> None:
+    images, labels = load_mnist(train=False)
+    images, labels = images[:count], labels[:count]
+    rotated, _ = rotated_test_set(images, seed=0)
+    print(f"\nMNIST test digits 0-{count - 1}, passed through as they are:\n")
+    print("| model | digits | read centred | the network | the service's reading |")
+    print("|---|---|---|---|---|")
+    for card in cards:
+        module, _ = load_checkpoint(card)
+        network = as_serving(module.eval())
+        for split, inputs in (("upright", images), ("rotated", rotated)):
+            with torch.inference_mode():
+                plain = network.predict(inputs).probabilities.argmax(dim=1)
+                served = predict_centred(network, inputs).probabilities.argmax(dim=1)
+            share = 100 * float((mass_quarter_turn(inputs) >= 0).double().mean())
+            network_accuracy = 100 * float((plain == labels).double().mean())
+            served_accuracy = 100 * float((served == labels).double().mean())
+            print(f"| `{card.stem}` | {split} | {share:.1f}% | {network_accuracy:.2f}% | {served_accuracy:.2f}% |")
 
 
 if __name__ == "__main__":

@@ -236,27 +236,27 @@ def cpu_seconds(pid: int) -> float:
 
 
 def compute_bound(models: Sequence[str], batch: int = 8, seconds: float = 3.0) -> tuple[float, float]:
-    """``(images/s per core, cores)``: the served models' forward passes on one thread at the micro-batch size,
-    timed here (not in the server), and the CPUs this machine has. Their product bounds any server's
-    throughput: every request costs one forward pass of each model."""
+    """``(images/s per core, cores)``: the served models run as the service runs them
+    (:func:`app.answering.inference.run_models`: a pose model reads a centred digit four times,
+    :mod:`model.centring`) on one thread at the micro-batch size, timed here (not in the server), and the CPUs
+    this machine has. Their product bounds any server's throughput: every request costs that much."""
     import torch
 
+    from app.answering.inference import LoadedModel, run_models
+    from model.centring import MNIST_CENTRE, recentre
     from model.checkpoint import load_checkpoint
 
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        loaded = [load_checkpoint(Path("weights") / f"{name}.json")[0] for name in models]
-        x = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-        with torch.inference_mode():
-            for model in loaded:
-                model(x)
-            runs, started = 0, time.perf_counter()
-            while time.perf_counter() - started < seconds:
-                for model in loaded:
-                    model(x)
-                runs += 1
-            per_core = runs * batch / (time.perf_counter() - started)
+        loaded = [LoadedModel(name, *load_checkpoint(Path("weights") / f"{name}.json")) for name in models]
+        x = recentre(torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)), MNIST_CENTRE)
+        run_models(loaded, x)
+        runs, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            run_models(loaded, x)
+            runs += 1
+        per_core = runs * batch / (time.perf_counter() - started)
     finally:
         torch.set_num_threads(previous)
     return per_core, float(len(os.sched_getaffinity(0)))

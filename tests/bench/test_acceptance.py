@@ -1,11 +1,13 @@
 """A small fixed sample of the realistic acceptance set, through the real service, held to thresholds.
 
 One image per (condition, digit, upright/turned): 280 images, seed 0, sent over
-HTTP to the service started as ``make serve`` does. Measured on this sample:
-the served G-CNN reads 92.9% of the upright digits and 84.3% of the turned ones
-(the full set of 2,240: 94.1% and 83.3%, docs/preprocessing.md). The
-thresholds leave about 3 and 4 points for other Pillow and torch builds; a
-picture that shows a digit is never refused.
+HTTP to the service started as ``make serve`` does. Measured on this sample
+(``python -m bench.acceptance --set`` a folder of ``generate(folder, per_cell=1,
+seed=0)``): the served G-CNN reads 92.1% of the upright digits and 89.3% of the
+turned ones, and flags 12 of the 14 turned 6s and 9s it reads as each other
+(the full set of 2,240: 94.8%, 90.2%, 102 of 105; docs/preprocessing.md). The
+thresholds leave about 3 and 4 points for other Pillow and torch builds, and
+two of the 14 swaps; a picture that shows a digit is never refused.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from tests.service_process import ROOT, running_service
 pytestmark = pytest.mark.timeout(600)
 
 SERVED_GCNN = "gcnn_c8_pose"
-MIN_UPRIGHT = 0.90
-MIN_TURNED = 0.80
+MIN_UPRIGHT = 0.89
+MIN_TURNED = 0.85
+MIN_SWAPS_FLAGGED = 0.7
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,11 @@ def test_the_gcnn_reads_real_uploads(summary: dict) -> None:
     upright = summary["table"][f"{SERVED_GCNN} | prior none | upright"]["all"]["accuracy"]
     turned = summary["table"][f"{SERVED_GCNN} | prior none | turned"]["all"]["accuracy"]
     assert upright >= MIN_UPRIGHT and turned >= MIN_TURNED, (upright, turned)
+
+
+def test_the_gcnn_flags_turned_sixes_and_nines_it_reads_as_each_other(summary: dict) -> None:
+    swaps = summary["half_turn_mistakes"][SERVED_GCNN]
+    assert swaps["mistakes"] > 0 and swaps["flagged"] >= MIN_SWAPS_FLAGGED * swaps["mistakes"], swaps
 
 
 def test_summary_counts_turned_six_nine_swaps_and_how_many_were_flagged() -> None:
