@@ -14,10 +14,11 @@ centre of mass left as preprocessing made it) and with
 flagged ambiguous with the true digit among the readings) and prints, per
 model and reading: upright and turned accuracy (``orientation_prior=none``),
 upright with ``orientation_prior=upright``, the turned 6/9 swaps and how many
-were flagged, and how many answers in all were flagged. With ``--mnist N``, also the
-first ``N`` MNIST test digits, upright and turned as the evaluation protocol turns
-them (seed 0), passed through as they are: the network's accuracy against the
-service's reading (:func:`model.centring.predict_centred`).
+were flagged, and how many answers in all were flagged (how many of them 6s and
+9s). With ``--mnist N``, also the first ``N`` MNIST test digits, upright and
+turned as the evaluation protocol turns them (seed 0), passed through as they
+are: the network's accuracy against the service's reading
+(:func:`model.centring.predict_centred`).
 """
 
 from __future__ import annotations
@@ -86,10 +87,11 @@ def _line(name: str, answers_: list[Answer]) -> str:
     upright = table[f"{name} | prior none | upright"]["all"]["accuracy"]
     turned = table[f"{name} | prior none | turned"]["all"]["accuracy"]
     with_prior = table[f"{name} | prior upright | upright"]["all"]["accuracy"]
-    flagged = sum(a.ambiguous for a in answers_ if a.prior == "none")
+    flagged = [a for a in answers_ if a.prior == "none" and a.ambiguous]
+    on_six_nine = sum(a.digit in (6, 9) for a in flagged)
     return (
         f"| {100 * upright:.2f}% | {100 * turned:.2f}% | {100 * with_prior:.2f}% "
-        f"| {half_turn['flagged']} of {half_turn['mistakes']} | {flagged} |"
+        f"| {half_turn['flagged']} of {half_turn['mistakes']} | {len(flagged)} ({on_six_nine} of them 6s and 9s) |"
     )
 
 
