@@ -1,0 +1,53 @@
+"""bench.centring: the tuning table of the centred reading, counted as bench.acceptance counts."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.acceptance import summarise
+from bench.acceptance_set import available_fonts, generate
+from bench.centring import answers, main, model_inputs
+from model.groups import get_group
+from model.orientation import ANGLE_STEPS, Pose
+from tests.service_process import ROOT
+
+
+def _pose(cells: list[dict[tuple[int, int], float]]) -> Pose:
+    """A pose whose mass sits on the given ``(digit, degree)`` cells (the rest ~0), one dict per row."""
+    log_joint = torch.full((len(cells), 10, ANGLE_STEPS), -60.0, dtype=torch.float64)
+    for row, masses in enumerate(cells):
+        for (digit, degree), mass in masses.items():
+            log_joint[row, digit, degree] = math.log(mass)
+    return Pose(get_group("C8"), log_joint - torch.logsumexp(log_joint, dim=(1, 2), keepdim=True))
+
+
+def test_answers_give_the_answered_digit_its_readings_and_flag_and_an_upright_prior_row_for_upright_digits() -> None:
+    rows = [
+        {"file": "a.png", "digit": "6", "condition": "clean", "turned": "0"},  # a typeset 6: also a turned 9
+        {"file": "b.png", "digit": "6", "condition": "clean", "turned": "1"},  # turned by half a turn
+    ]
+    pose = _pose([{(6, 0): 0.6, (9, 180): 0.4}, {(9, 0): 0.55, (6, 180): 0.45}])
+    found = answers(rows, pose, "m")
+    assert [(a.file, a.prior) for a in found] == [("a.png", "none"), ("b.png", "none"), ("a.png", "upright")]
+    upright, turned, upright_with_prior = found
+    assert upright.answer == 6 and upright.ambiguous and upright.readings[:2] == [6, 9]
+    assert turned.answer == 9 and turned.ambiguous and 6 in turned.readings and turned.right  # a flagged swap
+    assert upright_with_prior.answer == 6
+    summary = summarise(found)
+    assert summary["half_turn_mistakes"]["m"] == {"mistakes": 1, "flagged": 1}
+
+
+def test_the_tuning_table_has_a_row_per_reading_on_a_small_set(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    if not available_fonts():
+        pytest.skip("no font of bench.acceptance_set.FONTS is installed (scripts/install_system_deps.sh)")
+    folder = tmp_path / "tune"
+    generate(folder, per_cell=1, seed=1)
+    rows, images = model_inputs(folder)
+    assert images.shape == (len(rows), 1, 28, 28) == (280, 1, 28, 28)
+    main([str(ROOT / "weights" / "gcnn_c8_pose.json"), "--set", str(folder), "--leans", "0", "1"])
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `gcnn_c8_pose`")]
+    assert [line.split(" | ")[1] for line in table] == ["plain", "centred, lean 0", "centred, lean 1"]
