@@ -50,7 +50,9 @@ __all__ = ["DIGIT_BOX", "INPUT_SIZE", "PreprocessMode", "looks_like_mnist", "mni
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20
-MNIST_CENTRE = 14.0  # where MNIST's centre of mass sits (measured on the test set: 13.99, 14.01)
+# where MNIST's centre of mass sits (measured on the test set: 13.99, 14.01); model.centring.MNIST_CENTRE says the
+# same for the model side (this module runs in decode processes without torch; a test holds the two equal)
+MNIST_CENTRE = 14.0
 MIN_CONTRAST = 24  # grey levels (of 255) between paper and ink; below this the image is blank
 _UNEVEN_PAPER = 0.12  # spread of the paper level along the border above which the light is uneven
 _PAPER_THUMBNAIL = 48  # long side (px) at which the paper's light is estimated

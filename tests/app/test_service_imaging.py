@@ -6,13 +6,23 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from conftest import draw_digit, encode, mnist_like, photo_like, upload
 from fastapi.testclient import TestClient
 from PIL import Image, ImageDraw
 
 from app.errors import CorruptImageError, EmptyUploadError, ImageTooLargeError, NoInkError, NotAnImageError
 from app.pictures.imaging import decode_image, load_frame, open_image, to_display_pixels, to_grey
-from app.pictures.preprocessing import INPUT_SIZE, PreprocessMode, looks_like_mnist, mnist_normalise, to_model_input
+from app.pictures.preprocessing import (
+    INPUT_SIZE,
+    MNIST_CENTRE,
+    PreprocessMode,
+    looks_like_mnist,
+    mnist_normalise,
+    to_model_input,
+)
+from model.centring import MNIST_CENTRE as CENTRED_AT
+from model.centring import mass_quarter_turn
 
 BIG = 10**8
 
@@ -166,6 +176,15 @@ def test_normalised_digit_fits_20x20_with_centre_of_mass_at_14() -> None:
     row, col = centre_of_mass(image)
     assert row == pytest.approx(14.0, abs=0.5) and col == pytest.approx(14.0, abs=0.5)
     assert image[:2].max() == 0 and image[-2:].max() == 0  # a black margin, like MNIST
+
+
+@pytest.mark.parametrize("digit", range(10))
+def test_normalised_digits_sit_where_the_centred_reading_expects_an_upright_mnist_digit(digit: int) -> None:
+    """The service reads an input without the centre-of-mass cue where its mass sits at MNIST's place
+    (model.centring): every digit the preprocessing centres must land there, at quarter turn 0."""
+    assert (MNIST_CENTRE, MNIST_CENTRE) == CENTRED_AT
+    image = torch.from_numpy(mnist_normalise(photo_grey(digit)))[None, None]
+    assert mass_quarter_turn(image).tolist() == [0]
 
 
 def test_aspect_ratio_is_kept() -> None:
