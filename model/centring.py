@@ -20,7 +20,7 @@ quarter turn:
 
     p(d, theta) ~ pi(theta) sum_k w_k(theta) p(d, theta | x_k),
     w_k(theta) = softmax_k(HYPOTHESIS_CONCENTRATION cos(theta - 90 k)),
-    pi(theta) = exp(CENTRING_CONCENTRATION (cos(theta - upright) - 1)),
+    pi(theta) = exp(CENTRING_CONCENTRATION (cos(theta - upright) - 1)) (model.orientation.upright_prior),
 
 ``p(d, theta | x_k)`` the joint reading of copy ``k`` (:mod:`model.orientation`).
 Without ``pi`` the reading is exactly equivariant to quarter turns of the input:
@@ -43,7 +43,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from model.orientation import Pose, angles
+from model.orientation import Pose, angles, upright_prior
 from model.serving import Prediction, ServingModel
 
 __all__ = [
@@ -73,18 +73,23 @@ def mass_position(quarter_turns: int, size: tuple[int, int] = (28, 28)) -> tuple
     return centre_row - (x * sin + y * cos), centre_col + (x * cos - y * sin)
 
 
+def _centre_of_mass(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Row ``(B,)``, column ``(B,)`` of each ``(B, 1, H, W)`` image's centre of mass, and whether it has mass."""
+    mass = images[:, 0].double().clamp_min(0.0)
+    total = mass.sum(dim=(1, 2))
+    safe = total.clamp_min(1e-12)
+    row = mass.sum(dim=2) @ torch.arange(images.shape[-2], dtype=torch.float64) / safe
+    col = mass.sum(dim=1) @ torch.arange(images.shape[-1], dtype=torch.float64) / safe
+    return row, col, total > 0
+
+
 def recentre(images: torch.Tensor, position: tuple[float, float]) -> torch.Tensor:
     """``(B, 1, H, W)`` images moved by whole pixels so that each one's centre of mass is nearest ``position``
     (zero fill; an image without mass stays where it is)."""
     batch, _, height, width = images.shape
-    mass = images[:, 0].double().clamp_min(0.0)
-    total = mass.sum(dim=(1, 2))
-    safe = total.clamp_min(1e-12)
-    row = mass.sum(dim=2) @ torch.arange(height, dtype=torch.float64) / safe
-    col = mass.sum(dim=1) @ torch.arange(width, dtype=torch.float64) / safe
-    empty = total <= 0
-    down = torch.where(empty, 0.0, torch.round(position[0] - row)).long().clamp(-height, height)
-    right = torch.where(empty, 0.0, torch.round(position[1] - col)).long().clamp(-width, width)
+    row, col, has_mass = _centre_of_mass(images)
+    down = torch.where(has_mass, torch.round(position[0] - row), 0.0).long().clamp(-height, height)
+    right = torch.where(has_mass, torch.round(position[1] - col), 0.0).long().clamp(-width, width)
     margin = int(torch.cat([down.abs(), right.abs(), torch.zeros(1, dtype=torch.long)]).max())
     padded = F.pad(images, (margin, margin, margin, margin))  # (B, 1, H + 2m, W + 2m)
     rows = torch.arange(height)[None, :] - down[:, None] + margin  # (B, H): source row of each output row
@@ -122,8 +127,7 @@ def centred_pose(
     log_joint = pose.log_joint.view(QUARTER_TURNS, len(images), *pose.log_joint.shape[1:])  # (4, B, D, A)
     mixed = torch.logsumexp(log_joint + _hypothesis_weights()[:, None, None, :], dim=0)  # (B, D, A)
     centre = torch.as_tensor(upright, dtype=torch.float64).reshape(-1, 1, 1)
-    lean = concentration * (torch.cos(torch.deg2rad(angles() - centre)) - 1.0)  # (1 or B, 1, A)
-    weighed = mixed + lean
+    weighed = mixed + upright_prior(angles() - centre, concentration)  # the lean: (1 or B, 1, A)
     return Pose(pose.group, weighed - torch.logsumexp(weighed, dim=(1, 2), keepdim=True))
 
 
@@ -131,10 +135,11 @@ def mass_quarter_turn(images: torch.Tensor) -> torch.Tensor:
     """``(B,)`` long: for each ``(B, 1, H, W)`` image, the ``k`` whose :func:`mass_position` is the pixel nearest
     its centre of mass (a digit centred as MNIST's, turned by ``k`` quarter turns), or -1 for none (or no mass)."""
     size = (images.shape[-2], images.shape[-1])
+    row, col, has_mass = _centre_of_mass(images)
     found = torch.full((len(images),), -1, dtype=torch.long)
-    has_mass = images.flatten(1).amax(dim=1) > 0
     for k in range(QUARTER_TURNS):
-        stays = (recentre(images, mass_position(k, size)) == images).flatten(1).all(dim=1)
+        position = mass_position(k, size)
+        stays = (torch.round(position[0] - row) == 0) & (torch.round(position[1] - col) == 0)  # as recentre rounds
         found = torch.where(stays & has_mass & (found < 0), k, found)
     return found
 
