@@ -81,7 +81,8 @@ def answers(rows: list[dict[str, str]], pose: Pose, model: str) -> list[Answer]:
     return found
 
 
-def _line(name: str, answers_: list[Answer]) -> str:
+def _cells(name: str, answers_: list[Answer]) -> str:
+    """The table's measure cells for one model's answers."""
     summary = summarise(answers_)
     table, half_turn = summary["table"], summary["half_turn_mistakes"][name]
     upright = table[f"{name} | prior none | upright"]["all"]["accuracy"]
@@ -90,7 +91,7 @@ def _line(name: str, answers_: list[Answer]) -> str:
     flagged = [a for a in answers_ if a.prior == "none" and a.ambiguous]
     on_six_nine = sum(a.digit in (6, 9) for a in flagged)
     return (
-        f"| {100 * upright:.2f}% | {100 * turned:.2f}% | {100 * with_prior:.2f}% "
+        f"{100 * upright:.2f}% | {100 * turned:.2f}% | {100 * with_prior:.2f}% "
         f"| {half_turn['flagged']} of {half_turn['mistakes']} | {len(flagged)} ({on_six_nine} of them 6s and 9s) |"
     )
 
@@ -117,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
             plain = network.predict(images).pose
             if plain is None:
                 raise SystemExit(f"{card}: the network has no pose (a joint head is needed)")
-            print(f"| `{name}` | plain | {_line(name, answers(rows, plain, name))[2:]}")
+            print(f"| `{name}` | plain | {_cells(name, answers(rows, plain, name))}")
             for lean in args.leans:
                 pose = centred_pose(network, images, concentration=lean)
-                print(f"| `{name}` | centred, lean {lean:g} | {_line(name, answers(rows, pose, name))[2:]}")
+                print(f"| `{name}` | centred, lean {lean:g} | {_cells(name, answers(rows, pose, name))}")
     if args.mnist:
         _mnist(args.cards, args.mnist)
 
