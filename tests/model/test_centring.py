@@ -80,8 +80,7 @@ def test_centred_reading_turns_with_the_input_at_every_quarter_turn(
     network: GroupEquivariantCNN, quarter_turns: int
 ) -> None:
     """Each copy's mass position turns into another's, so the mixture turns with the input; the lean turns
-    with ``upright``. Float32 forward passes: measured up to 3.4e-6 apart here (1.1e-5 for the shipped
-    weights), tolerance 1e-4."""
+    with ``upright``. Float32 forward passes: measured up to 3.4e-6 apart here, tolerance 1e-4."""
     digits = _digits()
     with torch.inference_mode():
         upright = centred_pose(network, digits).log_joint
