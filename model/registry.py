@@ -74,6 +74,14 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         _robust(group="C16", hidden_channels=8, subsample="blur", band_limit=3),
     ),
+    # gcnn_c8_blur on filters windowed to the disc inside their square (model.kernels.DiscBasis): 5x5 (6 basis
+    # functions, the same FLOPs, fewer parameters), and 7x7 (11 functions, as many parameters as gcnn_c8_blur,
+    # about 2x its FLOPs).
+    "gcnn_c8_disc": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, subsample="blur", basis="disc")),
+    "gcnn_c8_disc7": (
+        "GroupEquivariantCNN",
+        _robust(group="C8", hidden_channels=12, subsample="blur", basis="disc", kernel_size=7, padding=3),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 

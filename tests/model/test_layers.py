@@ -23,7 +23,7 @@ from tests.helpers import centre, smooth_images
 
 EXACT = [cyclic(4), dihedral(4)]
 INEXACT = [cyclic(8), dihedral(8)]
-BASES = ["grid", "harmonic"]
+BASES = ["grid", "harmonic", "disc"]
 HARMONIC_TOLERANCE = 0.08
 GRID_OVER_HARMONIC = 8.0
 
