@@ -6,19 +6,24 @@ their centre of mass at the centre. A user's upload is usually the opposite: a
 dark pen stroke on light paper, large, off-centre. :func:`mnist_normalise`
 repeats the MNIST recipe on such an image:
 
-1. polarity: the border's median tells the paper from the ink; light paper is inverted;
-2. contrast: paper level -> 0, brightest ink -> 1, faint background noise -> 0; when
+1. enlarged pixels smoothed: a small scan enlarged by repeating every pixel as a
+   k x k block (k >= 2) is reduced to its own pixels and enlarged again with a
+   Lanczos filter. The blocks' stair-stepped edges run along the pixel grid
+   whichever way the digit is turned, and a network trained on MNIST's smooth
+   strokes reads stairs as strokes; a smooth edge turns with the digit;
+2. polarity: the border's median tells the paper from the ink; light paper is inverted;
+3. contrast: paper level -> 0, brightest ink -> 1, faint background noise -> 0; when
    the border is unevenly lit (a shadow across a photographed sheet), the paper
    level is estimated locally rather than once;
-3. clutter removed: ruled or squared lines across the picture, an underline below
+4. clutter removed: ruled or squared lines across the picture, an underline below
    the digit, and detached specks (the digit is the heaviest connected piece of
    ink and the pieces near it);
-4. crop to the ink (a tiny fraction of stray ink mass at the extremes is ignored,
+5. crop to the ink (a tiny fraction of stray ink mass at the extremes is ignored,
    so a speck of dust does not stretch the box);
-5. thin strokes are thickened towards MNIST's pen width (a fine pen on a large
+6. thin strokes are thickened towards MNIST's pen width (a fine pen on a large
    sheet would otherwise shrink to a faint hairline);
-6. scale to fit 20x20, keeping the aspect ratio;
-7. paste into 28x28 with the centre of mass at pixel ``(14, 14)`` (row, column,
+7. scale to fit 20x20, keeping the aspect ratio;
+8. paste into 28x28 with the centre of mass at pixel ``(14, 14)`` (row, column,
    0-based), where MNIST puts it. That is half a pixel off the grid centre
    ``(13.5, 13.5)`` that :mod:`model.rotation` rotates about, and the models
    have learnt it: a G-CNN that is exactly invariant to quarter turns tells an
@@ -46,7 +51,15 @@ from PIL import Image, ImageFilter
 
 from app.errors import NoInkError
 
-__all__ = ["DIGIT_BOX", "INPUT_SIZE", "PreprocessMode", "looks_like_mnist", "mnist_normalise", "to_model_input"]
+__all__ = [
+    "DIGIT_BOX",
+    "INPUT_SIZE",
+    "PreprocessMode",
+    "looks_like_mnist",
+    "mnist_normalise",
+    "pixel_block_size",
+    "to_model_input",
+]
 
 INPUT_SIZE = 28
 DIGIT_BOX = 20
@@ -67,6 +80,7 @@ _DILATIONS = 4  # at most 8 px of extra pen width at _WORK_SIZE (2 px at 20 px)
 _CLUTTER_SIZE = 48  # long side (px) at which the pieces of ink are told apart (a few ms in Python at most)
 _NEAR = 0.25  # a piece further than this (in sizes of the main piece) from the digit is not part of it
 _SPECK = 0.03  # a detached piece with less ink than this share of the digit's is a speck
+_MIN_NATIVE = 4  # an image whose blocks leave fewer pixels than this on its short side is not undone
 
 
 class PreprocessMode(enum.StrEnum):
@@ -103,7 +117,7 @@ def looks_like_mnist(grey: np.ndarray) -> bool:
 
 def mnist_normalise(grey: np.ndarray) -> np.ndarray:
     """MNIST's recipe on any 8-bit grey image (see the module docstring); ``(28, 28)`` float32."""
-    ink = _without_clutter(_ink_intensity(grey))
+    ink = _without_clutter(_ink_intensity(_smooth_enlarged_pixels(grey)))
     top, bottom, left, right = _ink_box(ink)
     digit = _normalise_strokes(_clean(ink[top:bottom, left:right]))
     height, width = digit.shape
@@ -113,6 +127,32 @@ def mnist_normalise(grey: np.ndarray) -> np.ndarray:
     if peak <= 0.0:
         raise NoInkError("no digit found: the ink vanished when scaled to 20x20 pixels")
     return _centre_by_mass(np.clip(digit / peak, 0.0, 1.0))
+
+
+def pixel_block_size(grey: np.ndarray) -> int:
+    """``k`` when every pixel of ``grey`` is one of ``k x k`` equal blocks (``k >= 2``) that leave at least
+    ``_MIN_NATIVE`` pixels on the short side; 1 otherwise. The candidate is the largest ``k`` that divides both
+    sides and every place where a row or column differs from the one before; one comparison confirms it."""
+    height, width = grey.shape
+    changed_columns = np.flatnonzero(np.any(grey[:, 1:] != grey[:, :-1], axis=0)) + 1
+    changed_rows = np.flatnonzero(np.any(grey[1:] != grey[:-1], axis=1)) + 1
+    k = math.gcd(height, width, *changed_columns.tolist(), *changed_rows.tolist())
+    if k < 2 or min(height, width) // k < _MIN_NATIVE:
+        return 1
+    native = grey[::k, ::k]
+    blocks = grey.reshape(height // k, k, width // k, k)
+    return k if np.array_equal(blocks, np.broadcast_to(native[:, None, :, None], blocks.shape)) else 1
+
+
+def _smooth_enlarged_pixels(grey: np.ndarray) -> np.ndarray:
+    """``grey`` with blocks of repeated pixels (:func:`pixel_block_size`) enlarged again by a Lanczos filter from
+    the native pixels, at the same size; any other image as it is."""
+    k = pixel_block_size(grey)
+    if k == 1:
+        return grey
+    height, width = grey.shape
+    native = Image.fromarray(np.ascontiguousarray(grey[::k, ::k]))
+    return np.asarray(native.resize((width, height), Image.Resampling.LANCZOS))
 
 
 def _ink_intensity(grey: np.ndarray) -> np.ndarray:

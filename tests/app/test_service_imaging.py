@@ -19,6 +19,7 @@ from app.pictures.preprocessing import (
     PreprocessMode,
     looks_like_mnist,
     mnist_normalise,
+    pixel_block_size,
     to_model_input,
 )
 from model.centring import MNIST_CENTRE as CENTRED_AT
@@ -185,6 +186,35 @@ def test_normalised_digits_sit_where_the_centred_reading_expects_an_upright_mnis
     assert (MNIST_CENTRE, MNIST_CENTRE) == CENTRED_AT
     image = torch.from_numpy(mnist_normalise(photo_grey(digit)))[None, None]
     assert mass_quarter_turn(image).tolist() == [0]
+
+
+def tiny_scan(digit: int, side: int) -> np.ndarray:
+    """A dark digit on light paper scanned at ``side`` pixels (area averaging), uint8."""
+    picture = draw_digit(digit, (240, 240), (60, 30, 180, 210), ink=20, paper=235, width=22)
+    return np.asarray(picture.resize((side, side), Image.Resampling.BOX))
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_pixel_blocks_are_found_only_where_every_pixel_is_repeated(k: int) -> None:
+    scan = tiny_scan(5, 12)[:, :9]  # not square
+    enlarged = np.repeat(np.repeat(scan, k, axis=0), k, axis=1)
+    assert pixel_block_size(enlarged) == k
+    touched = enlarged.copy()
+    touched[5, 4] ^= 1  # one pixel of one block differs
+    assert pixel_block_size(touched) == 1
+    assert pixel_block_size(enlarged[:, 1:]) == 1  # blocks cut at an edge
+    assert pixel_block_size(scan) == 1 and pixel_block_size(photo_grey(5)) == 1
+    assert pixel_block_size(np.repeat(np.repeat(scan[:3, :3], 9, axis=0), 9, axis=1)) == 1  # 3 native pixels: left
+
+
+@pytest.mark.parametrize("digit", [2, 6, 7])
+def test_a_tiny_scan_reads_the_same_enlarged_by_repeating_pixels_or_smoothly(digit: int) -> None:
+    """Whoever enlarged the scan, the service sees the smooth digit, not the blocks' stairs (which stay on
+    the pixel grid when the digit is turned)."""
+    scan = tiny_scan(digit, 12)
+    blocky = np.repeat(np.repeat(scan, 8, axis=0), 8, axis=1)
+    smooth = np.asarray(Image.fromarray(scan).resize((96, 96), Image.Resampling.LANCZOS))
+    np.testing.assert_array_equal(mnist_normalise(blocky), mnist_normalise(smooth))
 
 
 def test_aspect_ratio_is_kept() -> None:
