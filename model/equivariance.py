@@ -1,6 +1,7 @@
 """How far a network is from invariance at any angle, layer by layer.
 
     python -m model.equivariance weights/gcnn_c8_pose.json weights/cnn_seed.json [--digits 200]
+    python -m model.equivariance runs/x/gcnn_c8_blur.json --input-sigma 1.0   # the digits low-passed first
 
 Arguments are checkpoint cards, or registered model names (a fresh network, seeded, for architecture
 probes before any training).
@@ -17,6 +18,9 @@ the group axis (none for a plain CNN), then the mean over space, ``(B, C)``. For
 ``d`` is the logits. The relative error at angle ``theta`` is ``||d(T x) - d(x)|| / ||d(x)||``
 (Frobenius norm over the batch), ``T`` the turn of the input. An exactly equivariant network scores 0
 at every angle; at quarter turns the shipped G-CNNs score float rounding.
+
+``--input-sigma S`` blurs the test digits with an isotropic Gaussian of ``S`` pixels before anything else (both the
+upright reference and the turned digits): how much of the error the digits' fine detail provokes.
 """
 
 from __future__ import annotations
@@ -31,11 +35,11 @@ from torch import nn
 
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
-from model.networks import BaselineCNN, GroupEquivariantCNN
+from model.networks import BaselineCNN, GroupEquivariantCNN, gaussian_kernel
 from model.registry import create_model
 from model.rotation import rotate
 
-__all__ = ["ANGLES", "descriptors", "equivariance_errors", "turned_cleanly"]
+__all__ = ["ANGLES", "descriptors", "equivariance_errors", "low_passed", "turned_cleanly"]
 
 ANGLES = (90.0, 45.0, 22.5, 10.0)
 UPSAMPLING = 4
@@ -74,6 +78,14 @@ def equivariance_errors(
     return errors
 
 
+def low_passed(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """``(B, 1, H, W)`` images blurred by an isotropic Gaussian of ``sigma`` pixels (zero padding); 0: unchanged."""
+    if sigma == 0.0:
+        return images
+    kernel = gaussian_kernel(sigma).to(images.dtype)
+    return F.conv2d(images, kernel, padding=kernel.shape[-1] // 2)
+
+
 def _load(source: str, seed: int) -> tuple[str, nn.Module]:
     if source.endswith(".json"):
         model, card = load_checkpoint(Path(source))
@@ -101,10 +113,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[float, list[float]]]:
     parser.add_argument("--angles", type=float, nargs="+", default=list(ANGLES))
     parser.add_argument("--seed", type=int, default=0, help="initialisation seed of untrained models")
     parser.add_argument("--data-dir", default=None, help="MNIST root (default $GCNN_DATA_DIR or data/)")
+    parser.add_argument("--input-sigma", type=float, default=0.0, help="blur the digits first (Gaussian, pixels)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     images, _ = load_mnist(train=False, root=args.data_dir)
-    images = images[: args.digits]
+    images = low_passed(images[: args.digits], args.input_sigma)
     results = {}
     for source in args.models:
         name, model = _load(source, args.seed)
