@@ -17,11 +17,11 @@ basis, so each basis precomputes ``B[g, k] = g . psi_k`` once, shape
   radial window that falls smoothly (a raised cosine, one pixel wide) from 1 at
   ``r = k // 2 - 0.5`` to 0 at ``r = k // 2 + 0.5``, the edge of the disc inscribed in
   the ``k x k`` square. The harmonic basis's outer ring runs into the square's corners and is cut
-  off by its edges, and where it is cut does not turn with the filter: that, not
-  the sampling, is most of its error at 45 degrees. The windowed filter lies
-  inside the disc, so turning it moves nothing across the edge; on smooth inputs
-  its responses at 45 degrees are 3x closer to the continuous filter's
-  (:func:`rotation_error`), with 6 functions instead of 11 at ``k = 5``.
+  off by its edges, and where it is cut does not turn with the filter: about half of
+  its error at 45 degrees. The windowed filter lies inside the disc, so turning it
+  moves nothing across the edge; on smooth inputs its responses at 45 degrees are
+  2-3x closer to the continuous filter's (:func:`rotation_error`), with 6 functions
+  instead of 11 at ``k = 5``.
 """
 
 from __future__ import annotations
