@@ -250,14 +250,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--limit", type=int, default=None, help="first N test digits only (quick checks)")
     parser.add_argument("--out", type=Path, default=Path("weights/evaluation.json"))
-    parser.add_argument("--plot", type=Path, default=Path("weights/accuracy_vs_angle.png"))
+    parser.add_argument("--plot", type=Path, default=None, help="default: accuracy_vs_angle.png beside --out")
     parser.add_argument(
         "--orientation-plot",
         type=Path,
-        default=Path("weights/orientation_error.png"),
-        help="orientation error against angle, for the models with a joint head",
+        default=None,
+        help="orientation error against angle, for the models with a joint head; default: orientation_error.png "
+        "beside --out",
     )
     args = parser.parse_args(argv)
+    # the figures go where the numbers go: an evaluation of a run's card never overwrites the shipped ones
+    args.plot = args.plot or args.out.parent / "accuracy_vs_angle.png"
+    args.orientation_plot = args.orientation_plot or args.out.parent / "orientation_error.png"
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     images, labels = load_mnist(train=False, root=args.data_dir)

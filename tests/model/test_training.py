@@ -14,6 +14,7 @@ from safetensors.numpy import save_file
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.data import DatasetUnavailableError, load_mnist, load_synthetic
 from model.evaluate import evaluate
+from model.evaluate import main as evaluate_main
 from model.train import main as train_main
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -201,3 +202,12 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_config(smoke_card: Path, tm
             "--model", "gcnn_c8", "--set", "hidden_channels=6", "--init", str(smoke_card), "--epochs", "1",
             "--limit", "64", "--device", "cpu", "--out-dir", str(tmp_path),
         ])  # fmt: skip
+
+
+@pytest.mark.data
+def test_evaluation_figures_go_beside_the_numbers_not_over_the_shipped_ones(tmp_path: Path) -> None:
+    shipped = {name: (WEIGHTS / name).read_bytes() for name in ("accuracy_vs_angle.png", "orientation_error.png")}
+    card, out = WEIGHTS / "gcnn_c8_pose.json", tmp_path / "evaluation.json"
+    evaluate_main([str(card), "--limit", "24", "--device", "cpu", "--out", str(out)])
+    assert {path.name for path in tmp_path.iterdir()} == {"evaluation.json", *shipped}
+    assert all((WEIGHTS / name).read_bytes() == data for name, data in shipped.items())
