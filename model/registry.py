@@ -76,7 +76,8 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     ),
     # gcnn_c8_blur on filters windowed to the disc inside their square (model.kernels.DiscBasis): 5x5 (6 basis
     # functions, the same FLOPs, fewer parameters), and 7x7 (11 functions, as many parameters as gcnn_c8_blur,
-    # about 2x its FLOPs).
+    # about 2x its FLOPs). Probed on held-out digits, not a win: filters closer to their continuous selves leave
+    # the network's error between quarter turns where it was (docs/evaluation.md).
     "gcnn_c8_disc": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, subsample="blur", basis="disc")),
     "gcnn_c8_disc7": (
         "GroupEquivariantCNN",
