@@ -35,11 +35,11 @@ from torch import nn
 
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
-from model.networks import BaselineCNN, GroupEquivariantCNN, gaussian_kernel
+from model.networks import BaselineCNN, GroupEquivariantCNN, blurred, gaussian_kernel
 from model.registry import create_model
 from model.rotation import rotate
 
-__all__ = ["ANGLES", "descriptors", "equivariance_errors", "low_passed", "turned_cleanly"]
+__all__ = ["ANGLES", "descriptors", "equivariance_errors", "turned_cleanly"]
 
 ANGLES = (90.0, 45.0, 22.5, 10.0)
 UPSAMPLING = 4
@@ -78,14 +78,6 @@ def equivariance_errors(
     return errors
 
 
-def low_passed(images: torch.Tensor, sigma: float) -> torch.Tensor:
-    """``(B, 1, H, W)`` images blurred by an isotropic Gaussian of ``sigma`` pixels (zero padding); 0: unchanged."""
-    if sigma == 0.0:
-        return images
-    kernel = gaussian_kernel(sigma).to(images.dtype)
-    return F.conv2d(images, kernel, padding=kernel.shape[-1] // 2)
-
-
 def _load(source: str, seed: int) -> tuple[str, nn.Module]:
     if source.endswith(".json"):
         model, card = load_checkpoint(Path(source))
@@ -117,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[float, list[float]]]:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     images, _ = load_mnist(train=False, root=args.data_dir)
-    images = low_passed(images[: args.digits], args.input_sigma)
+    images = blurred(images[: args.digits], gaussian_kernel(args.input_sigma))
     results = {}
     for source in args.models:
         name, model = _load(source, args.seed)

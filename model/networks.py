@@ -37,7 +37,15 @@ from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
 from model.orientation import JointHead, Pose
 from model.serving import Prediction
 
-__all__ = ["BaselineCNN", "CNNConfig", "GCNNConfig", "GroupEquivariantCNN", "config_from_dict"]
+__all__ = [
+    "BaselineCNN",
+    "CNNConfig",
+    "GCNNConfig",
+    "GroupEquivariantCNN",
+    "blurred",
+    "config_from_dict",
+    "gaussian_kernel",
+]
 
 
 @dataclass(frozen=True)
@@ -204,8 +212,7 @@ class GroupEquivariantCNN(CachingModule):
             return x
         if x.dim() != 4:
             raise ValueError(f"expected (B, {self.config.in_channels}, H, W), got {tuple(x.shape)}")
-        kernel = self.blur.to(x.dtype).expand(x.shape[1], 1, -1, -1)
-        return F.conv2d(x, kernel, padding=self.blur.shape[-1] // 2, groups=x.shape[1])
+        return blurred(x, self.blur)
 
     def _forward_features_fused(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4:
@@ -254,6 +261,13 @@ class GroupEquivariantCNN(CachingModule):
         if not isinstance(self.head, JointHead):
             raise ValueError("this network has no orientation: it was built with head='invariant'")
         return self.head
+
+
+def blurred(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """``(B, C, H, W)`` maps convolved with the ``(1, 1, k, k)`` ``kernel``, each channel alone, zero padding
+    (same size)."""
+    channels = x.shape[1]
+    return F.conv2d(x, kernel.to(x.dtype).expand(channels, 1, -1, -1), padding=kernel.shape[-1] // 2, groups=channels)
 
 
 def gaussian_kernel(sigma: float) -> torch.Tensor:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from model.groups import get_group
-from model.networks import GCNNConfig, GroupEquivariantCNN
+from model.networks import GCNNConfig, GroupEquivariantCNN, blurred, gaussian_kernel
 from model.registry import build_model, create_model, model_names
 
 INVARIANCE_TOLERANCE = 1e-4
@@ -111,3 +111,16 @@ def test_unknown_names_are_clear_errors() -> None:
         create_model("resnet50")
     with pytest.raises(ValueError, match="unknown GCNNConfig fields"):
         create_model("gcnn_c8", width=3)
+
+
+def test_a_gaussian_blur_keeps_a_centred_digits_ink_and_commutes_with_quarter_turns() -> None:
+    """What input_blur and model.equivariance --input-sigma apply: isotropic, each channel alone, same size."""
+    digit = torch.zeros(1, 2, 28, 28)
+    digit[:, 0, 8:20, 12:15] = 1.0
+    digit[:, 1, 8:11, 12:19] = 1.0
+    assert torch.equal(blurred(digit, gaussian_kernel(0.0)), digit)
+    soft = blurred(digit, gaussian_kernel(1.5))
+    assert soft.shape == digit.shape and soft.max() < 1.0
+    torch.testing.assert_close(soft.sum(dim=(2, 3)), digit.sum(dim=(2, 3)))  # no ink crosses channels or is lost
+    turned = torch.rot90(digit, 1, (2, 3))
+    torch.testing.assert_close(blurred(turned, gaussian_kernel(1.5)), torch.rot90(soft, 1, (2, 3)))
