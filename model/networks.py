@@ -76,7 +76,7 @@ class GCNNConfig(CNNConfig):
     pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
     pose_trains_features: bool = True  # joint head only: whether the pose loss trains the convolutions too
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
-    subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 max pool) or "blur" (see model.antialias)
+    subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 pool), "blur", "low_pass" (model.antialias)
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
     band_limit: int = 0  # > 0: features of SO(2), frequencies 0..band_limit on the group's angles (model.fourier)
 

@@ -7,24 +7,42 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.antialias import activation, binomial_kernel, blur_pool, subsample
+from model.antialias import activation, binomial_kernel, blur_pool, low_pass_pool, subsample
 from model.groups import get_group
 from tests.model.test_networks import gcnn, warm_up_batch_norm
 
 D4 = get_group("D4")
 
 
+@pytest.mark.parametrize("pool", [blur_pool, low_pass_pool])
 @pytest.mark.parametrize("g", list(D4.elements()))
-def test_blur_pool_commutes_with_every_element_of_d4(g: int) -> None:
+def test_anti_aliased_pools_commute_with_every_element_of_d4(g: int, pool) -> None:
     x = torch.rand(2, 3, 28, 28, dtype=torch.float64)
-    error = (blur_pool(D4.transform_images(x, g)) - D4.transform_images(blur_pool(x), g)).abs().max()
+    error = (pool(D4.transform_images(x, g)) - D4.transform_images(pool(x), g)).abs().max()
     assert error <= 1e-12  # exact up to float64 rounding: only permutations of the same sums
 
 
-def test_blur_pool_halves_even_maps_and_refuses_odd_ones() -> None:
-    assert blur_pool(torch.rand(1, 2, 14, 14)).shape == (1, 2, 7, 7)
+@pytest.mark.parametrize("pool", [blur_pool, low_pass_pool])
+def test_anti_aliased_pools_halve_even_maps_and_refuse_odd_ones(pool) -> None:
+    assert pool(torch.rand(1, 2, 14, 14)).shape == (1, 2, 7, 7)
     with pytest.raises(ValueError, match="even"):
-        blur_pool(torch.rand(1, 2, 7, 7))
+        pool(torch.rand(1, 2, 7, 7))
+
+
+def test_low_pass_pool_is_the_4x4_binomial_at_stride_2() -> None:
+    """Away from the border, output ``i`` weighs rows and columns ``2i - 1 .. 2i + 2`` by ``[1, 3, 3, 1] / 8``."""
+    x = torch.rand(1, 1, 8, 8, dtype=torch.float64)
+    line = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64) / 8
+    expected = F.conv2d(F.pad(x, (1, 1, 1, 1)), (line[:, None] * line[None, :])[None, None], stride=2)  # (1, 1, 4, 4)
+    assert torch.allclose(low_pass_pool(x)[..., 1:-1, 1:-1], expected[..., 1:-1, 1:-1], atol=1e-12)
+    assert torch.allclose(low_pass_pool(torch.ones(1, 1, 8, 8))[..., 1:-1, 1:-1], torch.ones(1, 1, 2, 2))
+
+
+def test_low_pass_pool_keeps_no_spatial_maximum() -> None:
+    """Linear: the pool of a sum is the sum of the pools (a max pool's is not)."""
+    a, b = torch.rand(2, 1, 1, 12, 12, dtype=torch.float64)
+    assert torch.allclose(low_pass_pool(a + b), low_pass_pool(a) + low_pass_pool(b), atol=1e-12)
+    assert not torch.allclose(blur_pool(a + b), blur_pool(a) + blur_pool(b))
 
 
 def test_blur_pool_is_a_max_then_a_normalised_binomial() -> None:
@@ -66,8 +84,9 @@ def test_unknown_modes_are_clear_errors() -> None:
         gcnn("C4", subsample="average")
 
 
-def test_fused_path_with_blur_pool_matches_the_reference_path() -> None:
-    model = gcnn("C8", subsample="blur")
+@pytest.mark.parametrize("mode", ["blur", "low_pass"])
+def test_fused_path_with_anti_aliased_pools_matches_the_reference_path(mode: str) -> None:
+    model = gcnn("C8", subsample=mode)
     warm_up_batch_norm(model)
     model.eval()
     x = torch.rand(3, 1, 28, 28)

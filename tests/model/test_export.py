@@ -150,7 +150,13 @@ def test_export_cli_writes_an_onnx_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "nonlinearity"),
-    [("gcnn_c8_blur", "relu"), ("gcnn_c8_soft", "softplus"), ("gcnn_c8_aa", "softplus"), ("gcnn_c8_pose", "elu")],
+    [
+        ("gcnn_c8_blur", "relu"),
+        ("gcnn_c8_soft", "softplus"),
+        ("gcnn_c8_aa", "softplus"),
+        ("gcnn_c8_pose", "elu"),
+        ("gcnn_c8_lowpass", "relu"),
+    ],
 )
 def test_export_follows_the_subsampling_and_nonlinearity_options(name: str, nonlinearity: str, tmp_path: Path) -> None:
     model = calibrated(name, nonlinearity=nonlinearity)

@@ -31,8 +31,13 @@ def warm_up_batch_norm(model: torch.nn.Module) -> None:
 @pytest.mark.parametrize(("name", "g"), element_cases(["C4", "D4"]))
 @pytest.mark.parametrize(
     "options",
-    [{}, dict(subsample="blur", nonlinearity="softplus"), dict(pool_after=(0,), subsample="blur", nonlinearity="elu")],
-    ids=["max-pool-relu", "blur-softplus", "one-blur-pool-elu"],  # the anti-aliasing options of model.antialias
+    [
+        {},
+        dict(subsample="blur", nonlinearity="softplus"),
+        dict(pool_after=(0,), subsample="blur", nonlinearity="elu"),
+        dict(subsample="low_pass"),
+    ],
+    ids=["max-pool-relu", "blur-softplus", "one-blur-pool-elu", "low-pass-relu"],  # the options of model.antialias
 )
 def test_gcnn_logits_are_invariant(name: str, g: int, mode: str, options: dict) -> None:
     model, group = gcnn(name, **options), get_group(name)
