@@ -12,7 +12,7 @@ Again*, 2019): a 2x2 max at stride 1, then a 3x3 binomial low-pass sampled at st
 quarter turns: it answers to its window's shape, which turns with the grid, not with the digit (measured
 on the trained ``gcnn_c8_blur``'s first layer, 200 test digits, the relative error of the invariant
 descriptor of ``model.equivariance`` at 45°: 0.008 before any subsampling, 0.023 after the 2x2 max pool,
-0.022 after :func:`blur_pool`, 0.011 after a linear binomial low-pass at stride 2).
+0.022 after :func:`blur_pool`, 0.012 after :func:`low_pass_pool`).
 
 Both stages are symmetric about the map's centre (the 2x2 windows of an ``n x n`` map centre at
 ``(n - 1) / 2``, the binomial is D_4-symmetric and its stride-2 samples of the ``(n - 1)``-wide map
