@@ -209,8 +209,9 @@ def _paper_level(values: np.ndarray) -> np.ndarray:
 
 def _without_clutter(ink: np.ndarray) -> np.ndarray:
     """The ink without what is not the digit: ruled or squared lines that cross the picture, an underline
-    below the digit, specks of dust. Works on the connected pieces of ink (8-connected, at a working size
-    of at most :data:`_CLUTTER_SIZE` px): the digit is the heaviest piece and the pieces close to it."""
+    below the digit, specks of dust. Works on the connected pieces of ink (8-connected, on the maxima of the
+    blocks that bring the picture to at most :data:`_CLUTTER_SIZE` px): the digit is the heaviest piece and the
+    pieces close to it."""
     height, width = ink.shape
     factor = math.ceil(max(height, width) / _CLUTTER_SIZE)
     small = _block_max(ink, factor)
