@@ -3,11 +3,11 @@
 One image per (condition, digit, upright/turned): 280 images, seed 0, sent over
 HTTP to the service started as ``make serve`` does. Measured on this sample
 (``python -m bench.acceptance --set`` a folder of ``generate(folder, per_cell=1,
-seed=0)``): the served G-CNN reads 93.6% of the upright digits and 90.0% of the
-turned ones, and flags 12 of the 14 turned 6s and 9s it reads as each other
-(the full set of 2,240: 95.4%, 90.9%, 102 of 105; docs/preprocessing.md). The
+seed=0)``): the served G-CNN reads 94.3% of the upright digits and 90.7% of the
+turned ones, and flags 12 of the 15 turned 6s and 9s it reads as each other
+(the full set of 2,240: 96.2%, 92.0%, 103 of 106; docs/preprocessing.md). The
 thresholds leave about 5 points for other Pillow and torch builds, and two of
-the 14 swaps; a picture that shows a digit is never refused.
+the 15 swaps; a picture that shows a digit is never refused.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 SERVED_GCNN = "gcnn_c8_pose"
 MIN_UPRIGHT = 0.89
 MIN_TURNED = 0.85
-MIN_SWAPS_FLAGGED = 0.7
+MIN_SWAPS_FLAGGED = 0.65
 
 
 @pytest.fixture(scope="module")
