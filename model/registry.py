@@ -85,7 +85,8 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     ),
     # gcnn_c8_blur with no spatial maximum: every 2x subsampling a linear 4x4 binomial low-pass (model.antialias:
     # the first layer's error at 45° falls from 0.022 to 0.012 with it, measured on gcnn_c8_blur's trained filters);
-    # with ReLU, and with softplus (no kink for the low-pass to leave behind).
+    # with ReLU, and with softplus (no kink for the low-pass to leave behind). Probed on held-out digits, not a win:
+    # trained so, the first layer's error falls and the later layers amplify more (docs/evaluation.md).
     "gcnn_c8_lowpass": ("GroupEquivariantCNN", _robust(group="C8", hidden_channels=12, subsample="low_pass")),
     "gcnn_c8_lowpass_soft": (
         "GroupEquivariantCNN",
