@@ -234,11 +234,8 @@ def _block_max(values: np.ndarray, factor: int) -> np.ndarray:
     thinner than a block keeps its ink (an average would fade a pen's underline below the ink level)."""
     if factor <= 1:
         return values
-    height, width = values.shape
-    rows, cols = -(-height // factor), -(-width // factor)
-    padded = np.zeros((rows * factor, cols * factor), dtype=values.dtype)
-    padded[:height, :width] = values
-    return padded.reshape(rows, factor, cols, factor).max(axis=(1, 3))
+    rows = np.maximum.reduceat(values, np.arange(0, values.shape[0], factor), axis=0)  # no padded copy
+    return np.maximum.reduceat(rows, np.arange(0, values.shape[1], factor), axis=1)
 
 
 def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
