@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import draw_digit, encode, mnist_like, photo_like, upload
 from fastapi.testclient import TestClient
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
 from app.errors import CorruptImageError, EmptyUploadError, ImageTooLargeError, NoInkError, NotAnImageError
 from app.pictures.imaging import decode_image, load_frame, open_image, to_display_pixels, to_grey
@@ -292,6 +292,24 @@ def _bold_one(width: int, size: int = 64) -> np.ndarray:
 def test_a_bold_digit_cropped_tight_keeps_its_strokes(width: int) -> None:
     # measured before the stroke-aware paper estimate: 46, 33 and 10 ink pixels survived (the stroke taken for paper)
     digit = to_model_input(_bold_one(width))
+    assert (digit > 0.5).sum() >= 150, (digit > 0.5).sum()
+
+
+def _bold_slashed_zero(width: int, height: int, pen: int) -> np.ndarray:
+    """A slashed 0 in a marker cropped so tight that ink covers ~70% of the picture, edges soft as a capture's."""
+    image = Image.new("L", (4 * width, 4 * height), 225)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse([0, 4, 4 * width - 1, 4 * height - 5], outline=25, width=4 * pen)
+    draw.line([(3 * width, 0.8 * height), (width, 3.2 * height)], fill=25, width=4 * pen)
+    return np.asarray(image.resize((width, height), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1.0)))
+
+
+@pytest.mark.parametrize(("width", "height", "pen"), [(36, 52, 11), (60, 90, 14)])
+def test_a_bold_digit_cropped_tight_is_not_taken_for_a_shadow(width: int, height: int, pen: int) -> None:
+    """Ink along most of the border once made the light look uneven, and the local paper estimate then took the
+    strokes for paper (measured: 72 and 61 pixels of ink left of ~200; the tuning acceptance set's bold tight crops
+    91.2% -> 97.5% upright for the served model once fixed)."""
+    digit = to_model_input(_bold_slashed_zero(width, height, pen))
     assert (digit > 0.5).sum() >= 150, (digit > 0.5).sum()
 
 
