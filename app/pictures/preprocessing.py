@@ -196,9 +196,10 @@ def _light_is_uneven(values: np.ndarray) -> bool:
 
 def _paper_level(values: np.ndarray) -> np.ndarray:
     """The paper's own level under uneven light, for ink brighter than paper: a morphological opening
-    (min, then max) of a 48 px thumbnail removes the strokes and keeps the light. The window is ~10% of
-    the image, or wider than the strokes when they are bolder than that (a thick digit cropped tight):
-    a window narrower than a stroke would take the stroke for paper."""
+    (min, then max) of a 48 px thumbnail removes the strokes and keeps the light (an opening keeps a linear
+    ramp of light exactly, whatever its window). The window is ~10% of the image, or twice the strokes' mean
+    width when they are bolder than that (a thick digit cropped tight): a window narrower than a stroke would
+    take the stroke for paper, and where strokes cross or bulge they are wider than their mean."""
     height, width = values.shape
     scale = _PAPER_THUMBNAIL / max(height, width)
     small = _resize(values, max(5, round(height * scale)), max(5, round(width * scale)))
@@ -206,7 +207,7 @@ def _paper_level(values: np.ndarray) -> np.ndarray:
     # digit cropped tight), where the median would be ink, the threshold too high and the strokes measured too thin
     threshold = 0.5 * (float(small.max()) + float(np.percentile(small, 25)))
     stroke = _stroke_width(np.where(small >= threshold, 1.0, 0.0))
-    size = max(5, 2 * math.ceil(stroke) + 1)
+    size = max(5, 2 * math.ceil(2.0 * stroke) + 1)
     paper = Image.fromarray(small).filter(ImageFilter.MinFilter(size)).filter(ImageFilter.MaxFilter(size))
     return np.asarray(paper.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
 

@@ -295,13 +295,16 @@ def test_a_bold_digit_cropped_tight_keeps_its_strokes(width: int) -> None:
     assert (digit > 0.5).sum() >= 150, (digit > 0.5).sum()
 
 
-def _bold_slashed_zero(width: int, height: int, pen: int) -> np.ndarray:
-    """A slashed 0 in a marker cropped so tight that ink covers ~70% of the picture, edges soft as a capture's."""
+def _bold_slashed_zero(width: int, height: int, pen: int, shadow: float = 0.0) -> np.ndarray:
+    """A slashed 0 in a marker cropped so tight that ink covers ~70% of the picture, edges soft as a capture's;
+    ``shadow``: the light falls off linearly across the picture to ``1 - shadow`` at the right edge."""
     image = Image.new("L", (4 * width, 4 * height), 225)
     draw = ImageDraw.Draw(image)
     draw.ellipse([0, 4, 4 * width - 1, 4 * height - 5], outline=25, width=4 * pen)
     draw.line([(3 * width, 0.8 * height), (width, 3.2 * height)], fill=25, width=4 * pen)
-    return np.asarray(image.resize((width, height), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1.0)))
+    soft = np.asarray(image.resize((width, height), Image.Resampling.BOX).filter(ImageFilter.GaussianBlur(1.0)))
+    light = 1.0 - shadow * np.linspace(0.0, 1.0, width)[None, :]
+    return (soft * light).round().astype(np.uint8)
 
 
 @pytest.mark.parametrize(("width", "height", "pen"), [(36, 52, 11), (60, 90, 14)])
@@ -311,6 +314,15 @@ def test_a_bold_digit_cropped_tight_is_not_taken_for_a_shadow(width: int, height
     91.2% -> 97.5% upright for the served model once fixed)."""
     digit = to_model_input(_bold_slashed_zero(width, height, pen))
     assert (digit > 0.5).sum() >= 150, (digit > 0.5).sum()
+
+
+@pytest.mark.parametrize(("width", "height", "pen"), [(36, 52, 11), (60, 90, 14)])
+def test_a_bold_digit_under_a_shadow_keeps_its_strokes(width: int, height: int, pen: int) -> None:
+    """Under uneven light the paper is estimated by an opening whose window must be wider than every stroke: a
+    window of twice the strokes' mean width (measured: 98 and 93 pixels of ink left with a window of one mean width,
+    191 and 156 now; the tuning acceptance set's shadow cell 95.0/88.8% -> 98.8/96.2% for the served model)."""
+    digit = to_model_input(_bold_slashed_zero(width, height, pen, shadow=0.3))
+    assert (digit > 0.5).sum() >= 140, (digit > 0.5).sum()
 
 
 def test_underline_specks_and_rules_are_not_part_of_the_digit() -> None:
