@@ -197,9 +197,10 @@ def _light_is_uneven(values: np.ndarray) -> bool:
 def _paper_level(values: np.ndarray) -> np.ndarray:
     """The paper's own level under uneven light, for ink brighter than paper: a morphological opening
     (min, then max) of a 48 px thumbnail removes the strokes and keeps the light (an opening keeps a linear
-    ramp of light exactly, whatever its window). The window is ~10% of the image, or twice the strokes' mean
-    width when they are bolder than that (a thick digit cropped tight): a window narrower than a stroke would
-    take the stroke for paper, and where strokes cross or bulge they are wider than their mean."""
+    ramp of light exactly away from the edges, whatever its window). The window is ~10% of the image, or four
+    times the strokes' mean width when they are bolder than that (a thick digit cropped tight): a window narrower
+    than a stroke would take the stroke for paper, and where strokes cross or bulge they are wider than their mean
+    (twice the mean width left such places as paper)."""
     height, width = values.shape
     scale = _PAPER_THUMBNAIL / max(height, width)
     small = _resize(values, max(5, round(height * scale)), max(5, round(width * scale)))
