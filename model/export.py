@@ -149,9 +149,10 @@ def _subsampling(mode: str, channels: int) -> list[nn.Module]:
     if mode == "max":
         return [nn.MaxPool2d(2)]
     # blur_pool (low_pass_pool): a 2x2 max (mean) at stride 1, then the binomial low-pass of each channel at stride 2
+    peaks: dict[str, nn.Module] = {"blur": nn.MaxPool2d(2, stride=1), "low_pass": nn.AvgPool2d(2, stride=1)}
     low_pass = nn.Conv2d(channels, channels, 3, stride=2, padding=1, groups=channels, bias=False)
     low_pass.weight.copy_(binomial_kernel().expand(channels, 1, 3, 3))
-    return [nn.MaxPool2d(2, stride=1) if mode == "blur" else nn.AvgPool2d(2, stride=1), low_pass]
+    return [peaks[mode], low_pass]
 
 
 def _invariant_head(model: GroupEquivariantCNN) -> list[nn.Module]:

@@ -6,7 +6,7 @@ HTTP to the service started as ``make serve`` does. Measured on this sample
 seed=0)``): the served G-CNN reads 94.3% of the upright digits and 91.4% of the
 turned ones, and flags 12 of the 15 turned 6s and 9s it reads as each other
 (the full set of 2,240: 97.1%, 91.7%, 103 of 106; docs/preprocessing.md). The
-thresholds leave about 5 points for other Pillow and torch builds, and two of
+thresholds leave about 5 points for other Pillow and torch builds, and one of
 the 15 swaps; a picture that shows a digit is never refused.
 """
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(600)
 SERVED_GCNN = "gcnn_c8_pose"
 MIN_UPRIGHT = 0.89
 MIN_TURNED = 0.85
-MIN_SWAPS_FLAGGED = 0.65
+MIN_SWAPS_FLAGGED = 0.7
 
 
 @pytest.fixture(scope="module")
