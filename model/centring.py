@@ -30,7 +30,9 @@ caller turned the input itself), so that a glyph that reads equally well as a
 6 upright and as a 9 turned by half a turn is answered as the 6, and flagged
 ambiguous; the made-up cue leaned all the way, the lean lets a clear reading of
 a turned digit win. :data:`CENTRING_CONCENTRATION` was chosen on an acceptance
-set made for tuning (docs/orientation.md), not on the reported one.
+set made for tuning (docs/orientation.md), not on the reported one, for the
+served network; another network may read best at another lean, chosen the same
+way (``python -m bench.centring --choose``) and passed to :func:`predict_centred`.
 
 Positions are ``(row, column)`` of the ``(H, W)`` pixel grid; angles follow
 :mod:`model.groups` (degrees, counter-clockwise).
@@ -39,6 +41,7 @@ Positions are ``(row, column)`` of the ``(H, W)`` pixel grid; angles follow
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -51,6 +54,7 @@ __all__ = [
     "HYPOTHESIS_CONCENTRATION",
     "MNIST_CENTRE",
     "centred_pose",
+    "chosen_lean",
     "mass_position",
     "mass_quarter_turn",
     "predict_centred",
@@ -61,6 +65,7 @@ MNIST_CENTRE = (14.0, 14.0)  # (row, column): measured on the test set, 13.99 an
 HYPOTHESIS_CONCENTRATION = 8.0  # how sharply each mass position answers for its own quarter turn's angles
 CENTRING_CONCENTRATION = 1.0  # the lean towards upright: 90 degrees keeps e^-1 = 0.37 of its weight, 180 e^-2
 QUARTER_TURNS = 4
+CARD_SECTION = "centred_reading"  # where a model card records the lean chosen for its network (bench.centring)
 
 
 def mass_position(quarter_turns: int, size: tuple[int, int] = (28, 28)) -> tuple[float, float]:
@@ -96,6 +101,22 @@ def recentre(images: torch.Tensor, position: tuple[float, float]) -> torch.Tenso
     cols = torch.arange(width)[None, :] - right[:, None] + margin
     moved = padded[:, 0].gather(1, rows[:, :, None].expand(batch, height, padded.shape[-1]))
     return moved.gather(2, cols[:, None, :].expand(batch, height, width))[:, None]
+
+
+def chosen_lean(card: dict[str, Any]) -> float:
+    """The lean chosen for a network on the tuning set, as its card records it (``centred_reading.lean``,
+    written by ``python -m bench.centring --choose``), else :data:`CENTRING_CONCENTRATION`.
+
+    Raises:
+        ValueError: the card records a lean that is not a finite number >= 0.
+    """
+    section = card.get(CARD_SECTION)
+    if section is None:
+        return CENTRING_CONCENTRATION
+    lean = section.get("lean") if isinstance(section, dict) else None
+    if isinstance(lean, bool) or not isinstance(lean, int | float) or not math.isfinite(lean) or lean < 0:
+        raise ValueError(f"the card's {CARD_SECTION}.lean must be a finite number >= 0, not {lean!r}")
+    return float(lean)
 
 
 def _hypothesis_weights() -> torch.Tensor:
@@ -144,24 +165,27 @@ def mass_quarter_turn(images: torch.Tensor) -> torch.Tensor:
     return found
 
 
-def predict_centred(model: ServingModel, images: torch.Tensor) -> Prediction:
+def predict_centred(
+    model: ServingModel, images: torch.Tensor, concentration: float = CENTRING_CONCENTRATION
+) -> Prediction:
     """``model.predict(images)``, with every row whose centre of mass sits where MNIST's does after ``k`` quarter
-    turns (:func:`mass_quarter_turn`) read by :func:`centred_pose`, leaning towards ``90 k`` degrees: there the
-    cue cannot say whether the digit is upright (every upload centred after it was turned sits at ``k = 0``; the
-    service may turn such an input by quarter turns after that). Reading every such row so keeps the answer
-    exactly equivariant to quarter turns. Other rows, and a network without a pose, read as they are."""
+    turns (:func:`mass_quarter_turn`) read by :func:`centred_pose`, leaning towards ``90 k`` degrees with strength
+    ``concentration``: there the cue cannot say whether the digit is upright (every upload centred after it was
+    turned sits at ``k = 0``; the service may turn such an input by quarter turns after that). Reading every such
+    row so keeps the answer exactly equivariant to quarter turns. Other rows, and a network without a pose, read
+    as they are."""
     turns = mass_quarter_turn(images) if model.has_pose else torch.full((len(images),), -1, dtype=torch.long)
     centred = turns >= 0
     if not bool(centred.any()):
         return model.predict(images)
     upright = 90.0 * turns.double()
     if bool(centred.all()):
-        pose = centred_pose(model, images, upright)
+        pose = centred_pose(model, images, upright, concentration)
     else:
         plain = model.predict(images[~centred]).pose
         assert plain is not None  # has_pose
         log_joint = torch.empty(len(images), *plain.log_joint.shape[1:], dtype=plain.log_joint.dtype)
         log_joint[~centred] = plain.log_joint
-        log_joint[centred] = centred_pose(model, images[centred], upright[centred]).log_joint
+        log_joint[centred] = centred_pose(model, images[centred], upright[centred], concentration).log_joint
         pose = Pose(plain.group, log_joint)
     return Prediction(pose.digit_probabilities.float(), pose)

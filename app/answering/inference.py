@@ -34,7 +34,7 @@ from torch import nn
 from app.answering.answers import ModelOutput, predictions
 from app.answering.inputs import ModelInputs
 from app.schemas import OrientationPrior
-from model.centring import predict_centred
+from model.centring import chosen_lean, predict_centred
 from model.checkpoint import load_checkpoint
 from model.serving import ServingModel, as_serving
 
@@ -58,19 +58,23 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class LoadedModel:
     """A checkpoint in eval mode, with its JSON card; what it can do is asked of the network
-    (:class:`model.serving.ServingModel`), never read from the card.
+    (:class:`model.serving.ServingModel`), never read from the card. The card says only how the
+    service reads it: the lean of the centred reading chosen for it (:func:`model.centring.chosen_lean`).
 
     Raises:
         TypeError: the network does not implement :class:`~model.serving.ServingModel`.
+        ValueError: the card records a lean for the centred reading that is not a finite number >= 0.
     """
 
     name: str
     module: nn.Module = field(repr=False)
     card: dict[str, Any] = field(repr=False)
     serving: ServingModel = field(init=False, repr=False)
+    lean: float = field(init=False)  # of the centred reading: chosen for this network on the tuning set
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "serving", as_serving(self.module))
+        object.__setattr__(self, "lean", chosen_lean(self.card))
 
     @property
     def architecture(self) -> str:
@@ -123,7 +127,7 @@ def run_models(models: Sequence[LoadedModel], images: torch.Tensor) -> list[Mode
     with torch.inference_mode():
         for model in models:
             started = time.perf_counter()
-            probabilities, pose = predict_centred(model.serving, images)
+            probabilities, pose = predict_centred(model.serving, images, model.lean)
             outputs.append(ModelOutput(model.name, probabilities, time.perf_counter() - started, pose))
     return outputs
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from app.answering.inference import LoadedModel, run_models
-from model.centring import MNIST_CENTRE, centred_pose, recentre
+from model.centring import CENTRING_CONCENTRATION, MNIST_CENTRE, centred_pose, recentre
 from model.checkpoint import load_checkpoint
 from model.registry import create_model
 from model.serving import ServingModel, as_serving
@@ -65,3 +65,23 @@ def test_the_shipped_pose_model_reads_an_input_centred_as_mnist_without_the_cent
     assert output.pose is not None
     torch.testing.assert_close(output.probabilities, pose.digit_probabilities.float())
     torch.testing.assert_close(output.pose.log_joint, pose.log_joint)
+
+
+def test_a_network_is_read_at_the_lean_its_card_records_and_every_other_at_the_served_one() -> None:
+    network, card = load_checkpoint(WEIGHTS / "gcnn_c8_pose.json")
+    images = recentre(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2)), MNIST_CENTRE)
+    chosen = LoadedModel("chosen", network, {**card, "centred_reading": {"lean": 0.25}})
+    assert chosen.lean == 0.25 and LoadedModel("served", network, card).lean == CENTRING_CONCENTRATION
+    (output,) = run_models([chosen], images)
+    with torch.inference_mode():
+        at_lean, at_served = (centred_pose(as_serving(network), images, concentration=c) for c in (0.25, 1.0))
+    assert output.pose is not None
+    torch.testing.assert_close(output.pose.log_joint, at_lean.log_joint)
+    assert not torch.allclose(output.pose.log_joint, at_served.log_joint)
+
+
+def test_a_card_with_a_lean_that_is_not_a_number_at_least_zero_is_refused() -> None:
+    network = create_model("gcnn_c8_pose", hidden_channels=2).eval()
+    for lean in (-0.5, float("nan"), "1", True, None):
+        with pytest.raises(ValueError, match=r"centred_reading\.lean must be a finite number >= 0"):
+            LoadedModel("bad", network, {"architecture": "GroupEquivariantCNN", "centred_reading": {"lean": lean}})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,8 @@ import torch
 
 from bench.acceptance import summarise
 from bench.acceptance_set import available_fonts, generate
-from bench.centring import answers, main, model_inputs
+from bench.centring import Reading, answers, choose, main, model_inputs
+from model.centring import chosen_lean
 from model.groups import get_group
 from model.orientation import ANGLE_STEPS, Pose
 from tests.service_process import ROOT
@@ -51,3 +54,40 @@ def test_the_tuning_table_has_a_row_per_reading_on_a_small_set(tmp_path: Path, c
     main([str(ROOT / "weights" / "gcnn_c8_pose.json"), "--set", str(folder), "--leans", "0", "1"])
     table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| `gcnn_c8_pose`")]
     assert [line.split(" | ")[1] for line in table] == ["plain", "centred, lean 0", "centred, lean 1"]
+
+
+def _reading(upright: float, turned: float, swaps: int, flagged: int) -> Reading:
+    return Reading(upright, turned, upright, swaps, flagged, flagged, flagged)
+
+
+def test_the_rule_takes_the_best_upright_plus_turned_among_the_leans_that_flag_nine_swaps_in_ten() -> None:
+    readings = {
+        0.0: _reading(0.90, 0.97, 100, 99),
+        0.5: _reading(0.98, 0.95, 100, 95),
+        1.0: _reading(0.985, 0.94, 100, 90),
+        1.5: _reading(0.99, 0.96, 100, 89),  # the best sum, but flags too few
+    }
+    assert choose(readings) == 0.5
+    assert choose({0.5: readings[0.5], 0.75: _reading(0.97, 0.96, 100, 95)}) == 0.5  # a tie: the smaller lean
+    with pytest.raises(ValueError, match="no lean flags 90%"):
+        choose({1.5: readings[1.5]})
+
+
+def test_choose_writes_the_lean_and_what_it_was_chosen_from_into_the_card(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    if not available_fonts():
+        pytest.skip("no font of bench.acceptance_set.FONTS is installed (scripts/install_system_deps.sh)")
+    folder = tmp_path / "tune"
+    generate(folder, per_cell=1, seed=1)
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(ROOT / "weights" / f"gcnn_c8_pose{suffix}", tmp_path / f"gcnn_c8_pose{suffix}")
+    card_path = tmp_path / "gcnn_c8_pose.json"
+    main([str(card_path), "--set", str(folder), "--leans", "0.5", "1", "--choose"])
+    section = json.loads(card_path.read_text())["centred_reading"]
+    assert set(section["readings"]) == {"0.5", "1"} and section["tuning_set"] == str(folder)
+    sums = {lean: r["upright"] + r["turned"] for lean, r in section["readings"].items()}
+    enough = [lean for lean, r in section["readings"].items() if r["swaps_flagged"] >= 0.9 * r["swaps"]]
+    assert section["lean"] == float(max(sorted(enough, key=float), key=lambda lean: sums[lean]))
+    assert chosen_lean(json.loads(card_path.read_text())) == section["lean"]
+    assert f"lean {section['lean']:g} chosen and written to the card" in capsys.readouterr().out

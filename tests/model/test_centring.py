@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from model.centring import (
+    CENTRING_CONCENTRATION,
     MNIST_CENTRE,
     centred_pose,
+    chosen_lean,
     mass_position,
     mass_quarter_turn,
     predict_centred,
@@ -122,3 +124,23 @@ def test_a_network_without_a_pose_reads_every_row_as_it_is() -> None:
     assert answer.pose is None and torch.equal(answer.probabilities, plain.probabilities)
     with pytest.raises(ValueError, match="pose"):
         centred_pose(cnn, digits)
+
+
+def test_predict_centred_leans_as_strongly_as_it_is_told(network: GroupEquivariantCNN) -> None:
+    digits = _digits()
+    with torch.inference_mode():
+        for lean in (0.0, 0.5, CENTRING_CONCENTRATION):
+            answer = predict_centred(network, digits, lean)
+            assert answer.pose is not None
+            torch.testing.assert_close(
+                answer.pose.log_joint, centred_pose(network, digits, concentration=lean).log_joint
+            )
+
+
+def test_the_chosen_lean_is_the_cards_else_the_served_networks() -> None:
+    assert chosen_lean({"name": "m"}) == CENTRING_CONCENTRATION
+    assert chosen_lean({"centred_reading": {"lean": 0.5, "rule": "..."}}) == 0.5
+    assert chosen_lean({"centred_reading": {"lean": 0}}) == 0.0
+    for card in ({"centred_reading": {}}, {"centred_reading": 0.5}, {"centred_reading": {"lean": float("inf")}}):
+        with pytest.raises(ValueError, match="finite number >= 0"):
+            chosen_lean(card)
