@@ -315,6 +315,14 @@ class ModelInfo(BaseModel):
     orientation: bool = Field(
         default=False, description="Whether its predictions say which way the digit is turned (a joint head)."
     )
+    lean: float | None = Field(
+        default=None,
+        description=(
+            "How strongly the reading of an upload centred after it was turned leans towards upright (the von Mises "
+            "concentration of model.centring): the lean chosen for this network on the tuning set, or the served "
+            "default; null for a network that does not say how its input is turned."
+        ),
+    )
     parameters: int | None
     sha256: str = Field(description="SHA-256 of the weights file, verified at load time.")
     weights_file: str

@@ -35,6 +35,7 @@ def _model_info(model: LoadedModel) -> ModelInfo:
         architecture=model.architecture,
         group=model.group,
         orientation=model.has_orientation,
+        lean=model.lean if model.has_orientation else None,
         parameters=card.get("parameters"),
         sha256=card["sha256"],
         weights_file=card["weights_file"],

@@ -18,6 +18,7 @@ from PIL import Image
 
 from app.routers import site
 from app.settings import DEFAULT_WEIGHTS_DIR
+from model.centring import CENTRING_CONCENTRATION
 
 PROBLEM = "application/problem+json"
 
@@ -141,8 +142,9 @@ def test_models_lists_cards_and_verified_checksums(client: TestClient) -> None:
         assert model["parameters"] == card["parameters"] and model["config"] == card["config"]
         assert model["metrics"]["upright_accuracy"] > 0.99 and "rotated_accuracy" in model["metrics"]
         assert model["training"]["epochs"] == card["training"]["epochs"]
-    assert models[0]["architecture"] == "BaselineCNN" and models[0]["group"] is None
+    assert models[0]["architecture"] == "BaselineCNN" and models[0]["group"] is None and models[0]["lean"] is None
     assert models[1]["architecture"] == "GroupEquivariantCNN" and models[1]["group"] == "C8"
+    assert models[1]["lean"] == CENTRING_CONCENTRATION  # the served network's card chooses none: the default
 
 
 def test_group_elements_with_angles_reflections_and_matrices(client: TestClient) -> None:
