@@ -36,6 +36,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -132,22 +133,34 @@ def choose(readings: dict[float, Reading]) -> float:
     eligible = [lean for lean, r in readings.items() if r.swaps_flagged >= SWAPS_FLAGGED * r.swaps]
     if not eligible:
         raise ValueError(f"no lean flags {SWAPS_FLAGGED:.0%} of the turned 6/9 swaps")
-    return max(sorted(eligible), key=lambda lean: readings[lean].upright + readings[lean].turned)
+    # rounded: sums of fractions equal in exact arithmetic may differ in their last bit
+    return max(sorted(eligible), key=lambda lean: round(readings[lean].upright + readings[lean].turned, 9))
 
 
 def record(card_path: Path, readings: dict[float, Reading], tuning_set: Path) -> float:
-    """Write the chosen lean and the readings it was chosen from into the card (:data:`CARD_SECTION`)."""
-    lean = choose(readings)
+    """Write the chosen lean and the readings it was chosen from into the card (:data:`CARD_SECTION`); the card
+    is replaced whole (written beside it, then renamed), so a failure leaves it as it was.
+
+    Raises:
+        SystemExit: no lean flags enough of the swaps (the card is left as it was).
+    """
+    try:
+        lean = choose(readings)
+    except ValueError as error:
+        raise SystemExit(f"{card_path}: {error}; no lean written") from error
     card = json.loads(card_path.read_text())
+    leans = " ".join(f"{value:g}" for value in sorted(readings))
     card[CARD_SECTION] = {
         "lean": lean,
-        "chosen_by": f"python -m bench.centring {card_path} --set {tuning_set} --choose",
+        "chosen_by": f"python -m bench.centring {card_path} --set {tuning_set} --leans {leans} --choose",
         "rule": f"the largest upright + turned accuracy among the leans that flag >= {SWAPS_FLAGGED:.0%} of the "
         "turned 6/9 swaps",
         "tuning_set": str(tuning_set),
         "readings": {f"{value:g}": asdict(reading) for value, reading in sorted(readings.items())},
     }
-    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    written = card_path.with_name(card_path.name + ".tmp")
+    written.write_text(json.dumps(card, indent=2) + "\n")
+    os.replace(written, card_path)
     return lean
 
 

@@ -9,14 +9,13 @@ network as it is. An upload is turned before the service sees it: preprocessing
 (:mod:`app.pictures.preprocessing`) crops it, scales it and centres its mass at
 MNIST's (14, 14) whatever its turn, and the service reads a pose model's centred
 input by :func:`model.centring.predict_centred`. Same digits, same angles (the
-protocol's, seed 0), read five ways, each a step from the protocol towards an
-upload:
+protocol's, seed 0), read step by step from the protocol towards an upload:
 
 - ``protocol``: the network on the protocol's turned digits;
 - ``mass at (14, 14)``: the same inputs with their mass moved back to (14, 14)
   (:func:`model.centring.recentre`, at most a pixel each way), the network as it is;
 - ``centred reading, lean L``: those inputs read as the service reads them
-  (:func:`model.centring.centred_pose`, leaning towards upright by ``L``; the
+  (:func:`model.centring.predict_centred`, leaning towards upright by ``L``; the
   served lean is :data:`model.centring.CENTRING_CONCENTRATION`);
 - ``drawn large``: every digit enlarged 4x (bicubic) and turned at that size
   (bicubic, the canvas grown to hold it), then preprocessed as the service
@@ -40,7 +39,7 @@ import torch
 from PIL import Image
 
 from app.pictures.preprocessing import mnist_normalise
-from model.centring import CENTRING_CONCENTRATION, MNIST_CENTRE, centred_pose, recentre
+from model.centring import CENTRING_CONCENTRATION, MNIST_CENTRE, predict_centred, recentre
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
 from model.evaluate import rotated_test_set
@@ -81,6 +80,11 @@ def right_answers(pose: Pose, labels: torch.Tensor, turned: bool) -> np.ndarray:
     return right
 
 
+def _in_bin(distance: np.ndarray, low: float, high: float) -> np.ndarray:
+    """Angles ``low <= distance < high`` from the nearest quarter turn; the last bin holds 45 degrees too."""
+    return (distance >= low) & ((distance < high) | (high == BINS[-1][1]) & (distance <= high))
+
+
 def _poses(read: Reader, inputs: torch.Tensor) -> Pose:
     parts = [read(inputs[i : i + BATCH]) for i in range(0, len(inputs), BATCH)]
     return Pose(parts[0].group, torch.cat([p.log_joint for p in parts]))
@@ -98,7 +102,10 @@ def _plain(network: ServingModel) -> Reader:
 
 def _centred(network: ServingModel, lean: float) -> Reader:
     def read(inputs: torch.Tensor) -> Pose:
-        return centred_pose(network, inputs, concentration=lean)
+        pose = predict_centred(network, inputs, lean).pose
+        if pose is None:
+            raise SystemExit("the network has no pose (a joint head is needed)")
+        return pose
 
     return read
 
@@ -142,10 +149,7 @@ def main(argv: list[str] | None = None) -> None:
             with torch.inference_mode():
                 upright = right_answers(_poses(read, upright_inputs), labels, turned=False)
                 turned = right_answers(_poses(read, turned_inputs), labels, turned=True)
-            by_bin = " | ".join(
-                f"{100 * turned[(distance >= low) & (distance < high + (high == 45.0))].mean():.2f}%"
-                for low, high in BINS
-            )
+            by_bin = " | ".join(f"{100 * turned[_in_bin(distance, low, high)].mean():.2f}%" for low, high in BINS)
             print(f"| `{card.stem}` | {name} | {100 * upright.mean():.2f}% | {100 * turned.mean():.2f}% | {by_bin} |")
 
 

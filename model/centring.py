@@ -50,6 +50,7 @@ from model.orientation import Pose, angles, upright_prior
 from model.serving import Prediction, ServingModel
 
 __all__ = [
+    "CARD_SECTION",
     "CENTRING_CONCENTRATION",
     "HYPOTHESIS_CONCENTRATION",
     "MNIST_CENTRE",
@@ -110,13 +111,17 @@ def chosen_lean(card: dict[str, Any]) -> float:
     Raises:
         ValueError: the card records a lean that is not a finite number >= 0.
     """
-    section = card.get(CARD_SECTION)
-    if section is None:
+    if CARD_SECTION not in card:
         return CENTRING_CONCENTRATION
+    section = card[CARD_SECTION]
     lean = section.get("lean") if isinstance(section, dict) else None
-    if isinstance(lean, bool) or not isinstance(lean, int | float) or not math.isfinite(lean) or lean < 0:
+    try:
+        value = float(lean) if isinstance(lean, int | float) and not isinstance(lean, bool) else math.nan
+    except OverflowError:  # an integer beyond any float
+        value = math.inf
+    if not math.isfinite(value) or value < 0:
         raise ValueError(f"the card's {CARD_SECTION}.lean must be a finite number >= 0, not {lean!r}")
-    return float(lean)
+    return value
 
 
 def _hypothesis_weights() -> torch.Tensor:

@@ -74,7 +74,9 @@ def test_a_network_is_read_at_the_lean_its_card_records_and_every_other_at_the_s
     assert chosen.lean == 0.25 and LoadedModel("served", network, card).lean == CENTRING_CONCENTRATION
     (output,) = run_models([chosen], images)
     with torch.inference_mode():
-        at_lean, at_served = (centred_pose(as_serving(network), images, concentration=c) for c in (0.25, 1.0))
+        at_lean, at_served = (
+            centred_pose(as_serving(network), images, concentration=c) for c in (0.25, CENTRING_CONCENTRATION)
+        )
     assert output.pose is not None
     torch.testing.assert_close(output.pose.log_joint, at_lean.log_joint)
     assert not torch.allclose(output.pose.log_joint, at_served.log_joint)

@@ -12,7 +12,7 @@ import torch
 
 from bench.acceptance import summarise
 from bench.acceptance_set import available_fonts, generate
-from bench.centring import Reading, answers, choose, main, model_inputs
+from bench.centring import Reading, answers, choose, main, model_inputs, record
 from model.centring import chosen_lean
 from model.groups import get_group
 from model.orientation import ANGLE_STEPS, Pose
@@ -69,6 +69,8 @@ def test_the_rule_takes_the_best_upright_plus_turned_among_the_leans_that_flag_n
     }
     assert choose(readings) == 0.5
     assert choose({0.5: readings[0.5], 0.75: _reading(0.97, 0.96, 100, 95)}) == 0.5  # a tie: the smaller lean
+    # equal in exact arithmetic, not in floating point (500/560 + 401/560 against 498/560 + 403/560): still a tie
+    assert choose({0.75: _reading(500 / 560, 401 / 560, 10, 9), 0.5: _reading(498 / 560, 403 / 560, 10, 9)}) == 0.5
     with pytest.raises(ValueError, match="no lean flags 90%"):
         choose({1.5: readings[1.5]})
 
@@ -86,8 +88,16 @@ def test_choose_writes_the_lean_and_what_it_was_chosen_from_into_the_card(
     main([str(card_path), "--set", str(folder), "--leans", "0.5", "1", "--choose"])
     section = json.loads(card_path.read_text())["centred_reading"]
     assert set(section["readings"]) == {"0.5", "1"} and section["tuning_set"] == str(folder)
-    sums = {lean: r["upright"] + r["turned"] for lean, r in section["readings"].items()}
-    enough = [lean for lean, r in section["readings"].items() if r["swaps_flagged"] >= 0.9 * r["swaps"]]
-    assert section["lean"] == float(max(sorted(enough, key=float), key=lambda lean: sums[lean]))
+    recorded = {float(lean): Reading(**reading) for lean, reading in section["readings"].items()}
+    assert section["lean"] == choose(recorded) and "--leans 0.5 1 --choose" in section["chosen_by"]
     assert chosen_lean(json.loads(card_path.read_text())) == section["lean"]
+    assert not list(tmp_path.glob("*.tmp"))  # written beside the card, then renamed over it
     assert f"lean {section['lean']:g} chosen and written to the card" in capsys.readouterr().out
+
+
+def test_a_card_no_lean_of_which_flags_enough_swaps_is_left_as_it_was(tmp_path: Path) -> None:
+    card_path = tmp_path / "m.json"
+    card_path.write_text('{"name": "m"}\n')
+    with pytest.raises(SystemExit, match=r"m\.json: no lean flags 90%"):
+        record(card_path, {1.5: _reading(0.99, 0.96, 100, 89)}, tmp_path / "tune")
+    assert card_path.read_text() == '{"name": "m"}\n'

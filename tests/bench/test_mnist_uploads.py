@@ -38,17 +38,18 @@ def test_uploads_of_turned_digits_have_their_mass_where_an_upright_digit_has_it_
 
 
 def test_a_half_turn_swap_is_right_only_for_a_turned_digit_flagged_with_the_true_digit_among_its_readings() -> None:
-    labels = torch.tensor([6, 6, 6, 3])
+    labels = torch.tensor([6, 6, 6, 3, 6])
     pose = _pose(
         [
             {(9, 0): 0.55, (6, 180): 0.45},  # a flagged swap
             {(9, 0): 0.99, (6, 180): 0.01},  # a sure swap: not flagged
             {(6, 180): 1.0},  # right
             {(8, 0): 0.6, (3, 90): 0.4},  # not a 6/9 swap: wrong even when flagged
+            {(9, 0): 0.5, (8, 0): 0.3, (3, 0): 0.15, (6, 180): 0.05},  # flagged, but 6 not among the 3 readings
         ]
     )
-    assert right_answers(pose, labels, turned=True).tolist() == [True, False, True, False]
-    assert right_answers(pose, labels, turned=False).tolist() == [False, False, True, False]
+    assert right_answers(pose, labels, turned=True).tolist() == [True, False, True, False, False]
+    assert right_answers(pose, labels, turned=False).tolist() == [False, False, True, False, False]
 
 
 def test_the_table_reads_the_served_model_every_way_from_protocol_to_upload(capsys: pytest.CaptureFixture) -> None:

@@ -141,6 +141,12 @@ def test_the_chosen_lean_is_the_cards_else_the_served_networks() -> None:
     assert chosen_lean({"name": "m"}) == CENTRING_CONCENTRATION
     assert chosen_lean({"centred_reading": {"lean": 0.5, "rule": "..."}}) == 0.5
     assert chosen_lean({"centred_reading": {"lean": 0}}) == 0.0
-    for card in ({"centred_reading": {}}, {"centred_reading": 0.5}, {"centred_reading": {"lean": float("inf")}}):
+    for card in (
+        {"centred_reading": {}},
+        {"centred_reading": None},
+        {"centred_reading": 0.5},
+        {"centred_reading": {"lean": float("inf")}},
+        {"centred_reading": {"lean": 10**400}},
+    ):
         with pytest.raises(ValueError, match="finite number >= 0"):
             chosen_lean(card)
