@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+
+from model.groups import get_group
+from model.orientation import ANGLE_STEPS, Pose
 
 
 def smooth_images(batch: int, channels: int, size: int, sigma: float = 1.5, seed: int = 0) -> torch.Tensor:
@@ -35,3 +40,12 @@ def centre(x: torch.Tensor, margin: int) -> torch.Tensor:
 def turned_by(after: float, before: float) -> float:
     """Counter-clockwise angle from ``before`` to ``after`` (degrees), in (-180, 180]."""
     return -((before - after + 180.0) % 360.0 - 180.0)
+
+
+def pose_on_cells(cells: list[dict[tuple[int, int], float]]) -> Pose:
+    """A C8 pose whose mass sits on the given ``(digit, degree)`` cells (the rest ~0), one dict per row."""
+    log_joint = torch.full((len(cells), 10, ANGLE_STEPS), -60.0, dtype=torch.float64)
+    for row, masses in enumerate(cells):
+        for (digit, degree), mass in masses.items():
+            log_joint[row, digit, degree] = math.log(mass)
+    return Pose(get_group("C8"), log_joint - torch.logsumexp(log_joint, dim=(1, 2), keepdim=True))

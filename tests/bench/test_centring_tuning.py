@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.acceptance import summarise
 from bench.acceptance_set import available_fonts, generate
 from bench.centring import Reading, answers, choose, main, model_inputs, record
 from model.centring import chosen_lean
-from model.groups import get_group
-from model.orientation import ANGLE_STEPS, Pose
+from tests.helpers import pose_on_cells
 from tests.service_process import ROOT
-
-
-def _pose(cells: list[dict[tuple[int, int], float]]) -> Pose:
-    """A pose whose mass sits on the given ``(digit, degree)`` cells (the rest ~0), one dict per row."""
-    log_joint = torch.full((len(cells), 10, ANGLE_STEPS), -60.0, dtype=torch.float64)
-    for row, masses in enumerate(cells):
-        for (digit, degree), mass in masses.items():
-            log_joint[row, digit, degree] = math.log(mass)
-    return Pose(get_group("C8"), log_joint - torch.logsumexp(log_joint, dim=(1, 2), keepdim=True))
 
 
 def test_answers_give_the_answered_digit_its_readings_and_flag_and_an_upright_prior_row_for_upright_digits() -> None:
@@ -33,7 +21,7 @@ def test_answers_give_the_answered_digit_its_readings_and_flag_and_an_upright_pr
         {"file": "a.png", "digit": "6", "condition": "clean", "turned": "0"},  # a typeset 6: also a turned 9
         {"file": "b.png", "digit": "6", "condition": "clean", "turned": "1"},  # turned by half a turn
     ]
-    pose = _pose([{(6, 0): 0.6, (9, 180): 0.4}, {(9, 0): 0.55, (6, 180): 0.45}])
+    pose = pose_on_cells([{(6, 0): 0.6, (9, 180): 0.4}, {(9, 0): 0.55, (6, 180): 0.45}])
     found = answers(rows, pose, "m")
     assert [(a.file, a.prior) for a in found] == [("a.png", "none"), ("b.png", "none"), ("a.png", "upright")]
     upright, turned, upright_with_prior = found

@@ -3,8 +3,6 @@ bench.acceptance counts."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -12,17 +10,7 @@ import torch
 from bench.mnist_uploads import as_uploads, main, right_answers
 from model.centring import mass_quarter_turn
 from model.data import load_mnist
-from model.groups import get_group
-from model.orientation import ANGLE_STEPS, Pose
-
-
-def _pose(cells: list[dict[tuple[int, int], float]]) -> Pose:
-    """A pose whose mass sits on the given ``(digit, degree)`` cells (the rest ~0), one dict per row."""
-    log_joint = torch.full((len(cells), 10, ANGLE_STEPS), -60.0, dtype=torch.float64)
-    for row, masses in enumerate(cells):
-        for (digit, degree), mass in masses.items():
-            log_joint[row, digit, degree] = math.log(mass)
-    return Pose(get_group("C8"), log_joint - torch.logsumexp(log_joint, dim=(1, 2), keepdim=True))
+from tests.helpers import pose_on_cells
 
 
 def test_uploads_of_turned_digits_have_their_mass_where_an_upright_digit_has_it_whatever_the_turn() -> None:
@@ -39,7 +27,7 @@ def test_uploads_of_turned_digits_have_their_mass_where_an_upright_digit_has_it_
 
 def test_a_half_turn_swap_is_right_only_for_a_turned_digit_flagged_with_the_true_digit_among_its_readings() -> None:
     labels = torch.tensor([6, 6, 6, 3, 6])
-    pose = _pose(
+    pose = pose_on_cells(
         [
             {(9, 0): 0.55, (6, 180): 0.45},  # a flagged swap
             {(9, 0): 0.99, (6, 180): 0.01},  # a sure swap: not flagged
