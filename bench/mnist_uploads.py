@@ -30,6 +30,7 @@ nearest quarter turn (0-15, 15-30, 30-45 degrees); upright digits for reference.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -44,7 +45,7 @@ from model.checkpoint import load_checkpoint
 from model.data import load_mnist
 from model.evaluate import rotated_test_set
 from model.orientation import Pose
-from model.serving import ServingModel, as_serving
+from model.serving import Prediction, as_serving
 
 __all__ = ["as_uploads", "main", "right_answers"]
 
@@ -52,7 +53,7 @@ HALF_TURN_PARTNER = {6: 9, 9: 6}
 ENLARGE = 4  # the upload's size: 112 px for a 28 px digit
 BATCH = 500
 BINS = ((0.0, 15.0), (15.0, 30.0), (30.0, 45.0))
-Reader = Callable[[torch.Tensor], Pose]
+Reader = Callable[[torch.Tensor], Prediction]
 
 
 def as_uploads(images: torch.Tensor, degrees: np.ndarray) -> torch.Tensor:
@@ -86,28 +87,12 @@ def _in_bin(distance: np.ndarray, low: float, high: float) -> np.ndarray:
 
 
 def _poses(read: Reader, inputs: torch.Tensor) -> Pose:
-    parts = [read(inputs[i : i + BATCH]) for i in range(0, len(inputs), BATCH)]
-    return Pose(parts[0].group, torch.cat([p.log_joint for p in parts]))
-
-
-def _plain(network: ServingModel) -> Reader:
-    def read(inputs: torch.Tensor) -> Pose:
-        pose = network.predict(inputs).pose
-        if pose is None:
-            raise SystemExit("the network has no pose (a joint head is needed)")
-        return pose
-
-    return read
-
-
-def _centred(network: ServingModel, lean: float) -> Reader:
-    def read(inputs: torch.Tensor) -> Pose:
-        pose = predict_centred(network, inputs, lean).pose
-        if pose is None:
-            raise SystemExit("the network has no pose (a joint head is needed)")
-        return pose
-
-    return read
+    poses = []
+    for start in range(0, len(inputs), BATCH):
+        pose = read(inputs[start : start + BATCH]).pose
+        assert pose is not None  # main reads only networks with a pose
+        poses.append(pose)
+    return Pose(poses[0].group, torch.cat([pose.log_joint for pose in poses]))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,18 +118,17 @@ def main(argv: list[str] | None = None) -> None:
     for card in args.cards:
         module, _ = load_checkpoint(card)
         network = as_serving(module.eval())
+        if not network.has_pose:
+            raise SystemExit(f"{card}: the network has no pose (a joint head is needed)")
+        centred = {lean: functools.partial(predict_centred, network, concentration=lean) for lean in args.leans}
         readings: list[tuple[str, Reader, torch.Tensor, torch.Tensor]] = [
-            ("protocol", _plain(network), images, rotated),
-            ("mass at (14, 14)", _plain(network), images, recentred),
+            ("protocol", network.predict, images, rotated),
+            ("mass at (14, 14)", network.predict, images, recentred),
         ]
         for lean in args.leans:
-            readings.append(
-                (f"mass at (14, 14), centred reading, lean {lean:g}", _centred(network, lean), images, recentred)
-            )
+            readings.append((f"mass at (14, 14), centred reading, lean {lean:g}", centred[lean], images, recentred))
         for lean in args.leans:
-            readings.append(
-                (f"drawn large, centred reading, lean {lean:g}", _centred(network, lean), upright_uploads, uploads)
-            )
+            readings.append((f"drawn large, centred reading, lean {lean:g}", centred[lean], upright_uploads, uploads))
         for name, read, upright_inputs, turned_inputs in readings:
             with torch.inference_mode():
                 upright = right_answers(_poses(read, upright_inputs), labels, turned=False)
