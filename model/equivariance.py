@@ -54,7 +54,7 @@ def turned_cleanly(images: torch.Tensor, degrees: float) -> torch.Tensor:
 def descriptors(model: nn.Module, images: torch.Tensor) -> list[torch.Tensor]:
     """The invariant descriptor ``(B, C)`` of every layer's output, then the logits ``(B, classes)``."""
     if isinstance(model, GroupEquivariantCNN):
-        outputs = model.layer_outputs(model.low_pass(images))
+        outputs = model.layer_outputs(model.low_pass(model.canonical_input(images)[0]))
         found = [out.amax(dim=2).mean(dim=(-2, -1)) for out in outputs]  # (B, C, G, H, W) -> (B, C)
     elif isinstance(model, BaselineCNN):
         outputs = model.layer_outputs(images)

@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.antialias import ACTIVATIONS, SUBSAMPLINGS, activation, subsample
+from model.canonical import canonicalize
 from model.fusion import CachingModule, FusedConvReLU, InferenceCache, cache_key, fold_batch_norm
 from model.groups import Group, get_group
 from model.layers import GroupBatchNorm, GroupConv2d, GroupPool, LiftingConv2d
-from model.orientation import JointHead, Pose
+from model.orientation import JointHead, Pose, shifted_profile
 from model.serving import Prediction
 
 __all__ = [
@@ -79,6 +80,7 @@ class GCNNConfig(CNNConfig):
     subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 pool), "blur", "low_pass" (model.antialias)
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
     band_limit: int = 0  # > 0: features of SO(2), frequencies 0..band_limit on the group's angles (model.fourier)
+    canonicalize: bool = False  # turn each input to its own principal axis first (model.canonical)
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -175,6 +177,8 @@ class GroupEquivariantCNN(CachingModule):
             raise ValueError(f"head must be 'invariant' or 'joint', got {config.head!r}")
         if config.subsample not in SUBSAMPLINGS or config.nonlinearity not in ACTIVATIONS:
             raise ValueError(f"subsample must be one of {SUBSAMPLINGS} and nonlinearity one of {ACTIVATIONS}")
+        if config.canonicalize and self.group.rotations % 2:
+            raise ValueError(f"canonicalize needs a group with the half turn (C_N or D_N, N even), got {config.group}")
         self.group_pool = GroupPool(config.group_pool)
         self.head: nn.Module = (
             JointHead(
@@ -189,7 +193,11 @@ class GroupEquivariantCNN(CachingModule):
         )
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Equivariant features ``(B, C, |G|, H', W')``."""
+        """Equivariant features ``(B, C, |G|, H', W')`` (of the input turned to its own axis, with
+        ``config.canonicalize``)."""
+        return self._features(self.canonical_input(x)[0])
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.low_pass(x)
         if can_fuse(self, self.norms) and self.config.nonlinearity == "relu":
             return self._forward_features_fused(x)
@@ -197,7 +205,7 @@ class GroupEquivariantCNN(CachingModule):
 
     def layer_outputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Every block's output ``(B, C, |G|, H, W)`` (conv, norm, nonlinearity, pooling), on the
-        layer-by-layer path; ``x`` is the input after :meth:`low_pass`."""
+        layer-by-layer path; ``x`` is the input after :meth:`canonical_input` and :meth:`low_pass`."""
         outputs = []
         for index, (conv, norm) in enumerate(zip(self.convs, self.norms, strict=True)):
             x = activation(norm(conv(x)), self.config.nonlinearity)  # (B, C, G, H, W)
@@ -205,6 +213,11 @@ class GroupEquivariantCNN(CachingModule):
                 x = subsample(x.flatten(1, 2), self.config.subsample).unflatten(1, x.shape[1:3])
             outputs.append(x)
         return outputs
+
+    def canonical_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """With ``config.canonicalize``, the input turned to its own principal axis and the turn ``(B,)`` in
+        degrees (:mod:`model.canonical`); else the input as it is and ``None``."""
+        return canonicalize(x) if self.config.canonicalize else (x, None)
 
     def low_pass(self, x: torch.Tensor) -> torch.Tensor:
         """The input blurred by ``config.input_blur`` (each channel alone; symmetric, so equivariant to D_4)."""
@@ -237,12 +250,19 @@ class GroupEquivariantCNN(CachingModule):
     def forward_joint(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(digit, element)`` ``(B, classes, |G|)`` of a ``head="joint"`` network (see
         :mod:`model.orientation`); it moves along the element axis as the input turns."""
-        return self._joint_head()(self.forward_features(x))
+        return self._joint_head().scores(*self._digit_and_pose(x))
 
     def forward_pose(self, x: torch.Tensor) -> Pose:
         """The joint distribution of digit and continuous angle, :class:`model.orientation.Pose`."""
+        return Pose.from_head(*self._digit_and_pose(x), self.group)
+
+    def _digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The joint head's digit logits and pose coefficients for the input as it came: a canonicalising
+        network reads the input turned by ``tau``, so its profile is shifted back by ``tau``."""
         head = self._joint_head()
-        return Pose.from_head(*head.digit_and_pose(self.forward_features(x)), self.group)
+        x, turn = self.canonical_input(x)
+        digits, coefficients = head.digit_and_pose(self._features(x))
+        return digits, coefficients if turn is None else shifted_profile(coefficients, turn)
 
     @property
     def has_pose(self) -> bool:

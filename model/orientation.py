@@ -66,6 +66,7 @@ __all__ = [
     "Reading",
     "Readings",
     "is_ambiguous",
+    "shifted_profile",
     "upright_prior",
 ]
 
@@ -113,7 +114,10 @@ class JointHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(d, g)`` ``(B, D, N)``: the digit's log-probability plus its pose profile's
         log-softmax over the group elements."""
-        digits, coefficients = self.digit_and_pose(x)
+        return self.scores(*self.digit_and_pose(x))
+
+    def scores(self, digits: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+        """``log p(d, g)`` ``(B, D, N)`` from digit logits ``(B, D)`` and pose coefficients ``(B, D, M, 2)``."""
         profile = pose_profile(coefficients, self.cos_table, self.sin_table)  # (B, D, N)
         return torch.log_softmax(digits, dim=1)[:, :, None] + torch.log_softmax(profile, dim=2)
 
@@ -126,6 +130,20 @@ class JointHead(nn.Module):
 def pose_profile(coefficients: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor) -> torch.Tensor:
     """``l_d(theta) = sum_m Re(V_dm e^{-i m theta})`` at the angles of ``(A, M)`` tables: ``(B, D, A)``."""
     return coefficients[..., 0] @ cos_table.T + coefficients[..., 1] @ sin_table.T
+
+
+def shifted_profile(coefficients: torch.Tensor, degrees: torch.Tensor) -> torch.Tensor:
+    """The coefficients ``(B, D, M, 2)`` of ``l_d(theta + tau_b)``, ``tau`` ``(B,)`` degrees, for every input:
+    ``V'_dm = V_dm e^{-i m tau}``, an exact shift of the band-limited profile.
+
+    A network that reads its input turned by ``tau`` (:mod:`model.canonical`) reads a profile of the turned
+    input; shifted so, it is the profile of the input as it came.
+    """
+    m = torch.arange(1, coefficients.shape[2] + 1, dtype=coefficients.dtype, device=coefficients.device)
+    phase = torch.deg2rad(degrees.to(coefficients.dtype))[:, None] * m  # (B, M)
+    cos, sin = torch.cos(phase)[:, None], torch.sin(phase)[:, None]  # (B, 1, M)
+    v_re, v_im = coefficients[..., 0], coefficients[..., 1]
+    return torch.stack([v_re * cos + v_im * sin, v_im * cos - v_re * sin], dim=-1)
 
 
 def upright_prior(degrees: torch.Tensor, concentration: float = UPRIGHT_CONCENTRATION) -> torch.Tensor:

@@ -92,6 +92,25 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=12, subsample="low_pass", nonlinearity="softplus"),
     ),
+    # gcnn_c8_blur reading each input turned to its own principal axis (model.canonical): two inputs that differ by
+    # any turn reach the network differing by a half turn, which it reads exactly (up to interpolation).
+    "gcnn_c8_canon": (
+        "GroupEquivariantCNN",
+        _robust(group="C8", hidden_channels=12, subsample="blur", canonicalize=True),
+    ),
+    # gcnn_c8_canon with the served joint head (gcnn_c8_blur_pose's): the pose is read on the turned input and its
+    # profile shifted back by the turn (model.orientation.shifted_profile).
+    "gcnn_c8_canon_pose": (
+        "GroupEquivariantCNN",
+        _robust(
+            group="C8",
+            hidden_channels=12,
+            subsample="blur",
+            canonicalize=True,
+            head="joint",
+            pose_trains_features=False,
+        ),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 
