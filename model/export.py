@@ -11,8 +11,12 @@ is the network's digit logits ``(B, 10)``. A network with a joint head exports
 its orientation too: a ``torch.fx.GraphModule`` of the same layers (plus one
 bias-free ``Linear`` and a ``LogSoftmax`` for the pose) whose outputs are the
 digit logits and ``log p(digit, element)`` ``(B, 10, |G|)``, the library's
-``forward_joint``. The continuous angle between group elements (``forward_pose``)
-needs the library. The same function computes them as the network does, so the
+``forward_joint``. A network that turns its input to its own principal axis first
+(``canonicalize``, :mod:`model.canonical`) exports as a traced module that does the
+same in torch operations (moments, ``atan2``, bicubic upsampling, ``grid_sample``,
+average pooling; 28x28 inputs) and shifts its joint head's profile back by the turn.
+The continuous angle between group elements (``forward_pose``) needs the library.
+The same function computes them as the network does, so the
 outputs agree up to float rounding, and the quarter-turn behaviour stays exact:
 the expanded banks are the library's.
 
@@ -32,9 +36,11 @@ from pathlib import Path
 from typing import cast
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from model.antialias import binomial_kernel
+from model.canonical import UPSAMPLING
 from model.checkpoint import load_checkpoint
 from model.fusion import fold_batch_norm
 from model.layers import GroupBatchNorm, GroupConv2d, LiftingConv2d
@@ -62,9 +68,12 @@ def export(model: nn.Module) -> nn.Module:
     """
     if isinstance(model, GroupEquivariantCNN):
         features, digits = _gcnn_features(model), _invariant_head(model)
-        if isinstance(model.head, JointHead):
+        plain: nn.Module
+        if model.config.canonicalize:
+            plain = torch.fx.symbolic_trace(_canonical_outputs(model, nn.Sequential(*features), nn.Sequential(*digits)))
+        elif isinstance(model.head, JointHead):
             joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), _pose_head(model.head))
-            plain: nn.Module = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
+            plain = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
         else:
             plain = nn.Sequential(*features, *digits)
     elif isinstance(model, BaselineCNN):
@@ -111,6 +120,80 @@ class _JointOutputs(nn.Module):
         features = self.features(x)  # (B, C*G, H, W)
         logits = self.digits(features)  # (B, D)
         return logits, torch.log_softmax(logits, dim=1).unsqueeze(2) + self.pose(features)  # (B, D, G)
+
+
+class _Canonical(nn.Module):
+    """Images ``(B, I, S, S)`` -> (the images turned to their principal axis, the turn ``(B,)`` in degrees):
+    :func:`model.canonical.canonicalize` for one image size, in torch operations only (traced by ``torch.fx``)."""
+
+    rows: torch.Tensor  # buffers, annotated for type checkers
+    cols: torch.Tensor
+    fine_x: torch.Tensor
+    fine_y: torch.Tensor
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        pixels, fine = torch.arange(size, dtype=torch.float32), torch.arange(size * UPSAMPLING, dtype=torch.float32)
+        self.register_buffer("rows", pixels[:, None])  # (S, 1)
+        self.register_buffer("cols", pixels[None, :])  # (1, S)
+        centre = (size * UPSAMPLING - 1) / 2
+        self.register_buffer("fine_x", (fine - centre)[None, :])  # (1, 2S): x of the fine grid's columns, right
+        self.register_buffer("fine_y", (centre - fine)[:, None])  # (2S, 1): y of its rows, up
+        self.to_grid = 2.0 / (size * UPSAMPLING)  # plane offsets from the centre -> grid_sample's [-1, 1]
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ink = images.clamp_min(0.0).sum(dim=1)  # (B, S, S)
+        mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)
+        x = self.cols - ((ink * self.cols).sum(dim=(1, 2)) / mass)[:, None, None]  # (B, 1, S)
+        y = ((ink * self.rows).sum(dim=(1, 2)) / mass)[:, None, None] - self.rows  # (B, S, 1)
+        axis = torch.atan2((2 * ink * x * y).sum(dim=(1, 2)), (ink * (x * x - y * y)).sum(dim=(1, 2)))  # 2 phi
+        turn = torch.remainder(180.0 - torch.rad2deg(axis) / 2, 180.0) - 90.0  # (B,) degrees, [-90, 90)
+        theta = torch.deg2rad(turn)[:, None, None]
+        cos, sin = torch.cos(theta), torch.sin(theta)
+        source_x = cos * self.fine_x + sin * self.fine_y  # (B, 2S, 2S): where each output pixel reads
+        source_y = cos * self.fine_y - sin * self.fine_x
+        grid = torch.stack((source_x * self.to_grid, -source_y * self.to_grid), dim=-1)
+        fine = F.interpolate(images, scale_factor=UPSAMPLING, mode="bicubic", align_corners=False)
+        turned = F.grid_sample(fine, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return F.avg_pool2d(turned, UPSAMPLING), turn
+
+
+class _CanonicalOutputs(nn.Module):
+    """A canonicalising network's outputs: the logits, and with a pose the joint ``log p(digit, element)`` whose
+    profile is shifted back by the turn (:func:`model.orientation.shifted_profile`); traced by ``torch.fx``."""
+
+    frequencies: torch.Tensor  # buffers
+    element_radians: torch.Tensor
+
+    def __init__(
+        self, canonical: _Canonical, features: nn.Sequential, digits: nn.Sequential, pose: nn.Sequential | None
+    ) -> None:
+        super().__init__()
+        self.canonical, self.features, self.digits, self.pose = canonical, features, digits, pose
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        turned, turn = self.canonical(x)
+        features = self.features(turned)  # (B, C*G, H, W)
+        logits = self.digits(features)  # (B, D)
+        if self.pose is None:
+            return logits
+        coefficients = self.pose(features)  # (B, D, M, 2)
+        phase = (torch.deg2rad(turn)[:, None, None] + self.element_radians) * self.frequencies  # (B, M, G)
+        profile = torch.einsum("bdm,bmg->bdg", coefficients[..., 0], torch.cos(phase)) + torch.einsum(
+            "bdm,bmg->bdg", coefficients[..., 1], torch.sin(phase)
+        )
+        return logits, torch.log_softmax(logits, dim=1).unsqueeze(2) + torch.log_softmax(profile, dim=2)
+
+
+def _canonical_outputs(model: GroupEquivariantCNN, features: nn.Sequential, digits: nn.Sequential) -> nn.Module:
+    pose = _pose_coefficients(model.head) if isinstance(model.head, JointHead) else None
+    outputs = _CanonicalOutputs(_Canonical(28), features, digits, pose)
+    if isinstance(model.head, JointHead):
+        m = torch.arange(1, model.head.frequencies + 1, dtype=torch.float32)
+        radians = torch.tensor([model.group.radians(g) for g in model.group.elements()], dtype=torch.float32)
+        outputs.register_buffer("frequencies", m[:, None])  # (M, 1)
+        outputs.register_buffer("element_radians", radians[None, :])  # (1, G)
+    return outputs
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> nn.Conv2d:
@@ -184,6 +267,18 @@ def _pose_head(head: JointHead) -> nn.Sequential:
     return nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.Unflatten(1, (classes, order)), nn.LogSoftmax(dim=2)
     )
+
+
+def _pose_coefficients(head: JointHead) -> nn.Sequential:
+    """Features ``(B, C*G, H, W)`` -> the pose profile's coefficients ``V`` ``(B, D, M, 2)`` (Re, Im), linear in the
+    per-element features: one bias-free ``Linear`` whose columns are the head's coefficients of each feature alone."""
+    double = copy.deepcopy(head).double()
+    channels, order = double.invariant.in_features, double.cos_table.shape[0]
+    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
+    _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
+    linear = nn.Linear(channels * order, coefficients[0].numel(), bias=False)
+    linear.weight.copy_(coefficients.flatten(1).T)  # (D*M*2, C*G)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.Unflatten(1, tuple(coefficients.shape[1:])))
 
 
 def _cnn_layers(model: BaselineCNN) -> list[nn.Module]:

@@ -194,3 +194,21 @@ def test_export_of_a_model_in_train_mode_gives_its_eval_outputs_and_leaves_it_tr
 def test_export_refuses_other_modules() -> None:
     with pytest.raises(TypeError, match="cannot export"):
         export(nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("name", ["gcnn_c8_canon", "gcnn_c8_canon_pose"])
+def test_export_of_a_canonicalising_network_turns_the_input_as_the_library_does(name: str, tmp_path: Path) -> None:
+    model = calibrated(name)
+    plain, x = export(model), images(8)
+    assert b"model." not in pickle.dumps(plain)  # loads without this package
+    with torch.inference_mode():
+        found = plain(x)
+        found = list(found) if isinstance(found, tuple) else [found]
+        expected = [model(x)] + ([model.forward_joint(x)] if model.has_pose else [])
+        assert max(float((a - b).abs().max()) for a, b in zip(found, expected, strict=True)) <= TOLERANCE
+        turned = plain(torch.rot90(x, 1, dims=(-2, -1)))
+        assert (digit_logits(plain, torch.rot90(x, 1, dims=(-2, -1))) - found[0]).abs().max() <= 1e-4
+        if model.has_pose:  # a quarter turn is two steps of C8 along the element axis
+            assert (turned[1] - found[1].roll(2, dims=2)).abs().max() <= 1e-4
+    if importlib.util.find_spec("onnxruntime") is not None:
+        assert check_onnx(model, export_onnx(model, tmp_path / f"{name}.onnx"), x) <= TOLERANCE
