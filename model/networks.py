@@ -10,6 +10,9 @@ map has an even size.
 With ``band_limit=L`` every feature is a function of frequency ``0..L`` on the group's angles, a
 feature of SO(2) (:mod:`model.fourier`).
 
+With ``canonicalize=True`` every input is first turned to its own principal axis (:mod:`model.canonical`),
+so the logits are invariant, up to interpolation, to turns by any angle.
+
 ``BaselineCNN``: the same design with plain ``Conv2d`` layers, no symmetry.
 
 Both run inference (eval mode, autograd off) through a fused path: each
