@@ -14,7 +14,7 @@ digit logits and ``log p(digit, element)`` ``(B, 10, |G|)``, the library's
 ``forward_joint``. A network that turns its input to its own principal axis first
 (``canonicalize``, :mod:`model.canonical`) exports as a traced module that does the
 same in torch operations (moments, ``atan2``, bicubic upsampling, ``grid_sample``,
-average pooling; 28x28 inputs) and shifts its joint head's profile back by the turn.
+average pooling; for one input size, 28x28 by default) and shifts its joint head's profile back by the turn.
 The continuous angle between group elements (``forward_pose``) needs the library.
 The same function computes them as the network does, so the
 outputs agree up to float rounding, and the quarter-turn behaviour stays exact:
@@ -40,12 +40,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.antialias import binomial_kernel
-from model.canonical import UPSAMPLING
+from model.canonical import UPSAMPLING, axis_angle, standing_turn
 from model.checkpoint import load_checkpoint
 from model.fusion import fold_batch_norm
 from model.layers import GroupBatchNorm, GroupConv2d, LiftingConv2d
 from model.networks import BaselineCNN, CNNConfig, GroupEquivariantCNN
-from model.orientation import JointHead, pose_profile
+from model.orientation import JointHead, pose_profile, shifted_profile
 
 __all__ = ["export", "export_onnx", "main"]
 
@@ -54,12 +54,14 @@ OPSET = 18
 
 
 @torch.no_grad()
-def export(model: nn.Module) -> nn.Module:
+def export(model: nn.Module, size: int = 28) -> nn.Module:
     """``model`` (a G-CNN or the plain CNN, trained) as plain PyTorch, in eval mode.
 
     An ``nn.Sequential`` that computes the digit logits ``(B, classes)``; for a network with a
     joint head, a ``torch.fx.GraphModule`` that computes ``(logits, joint)``, ``joint`` being
     ``log p(digit, element)`` ``(B, classes, |G|)`` as :meth:`GroupEquivariantCNN.forward_joint`.
+    ``size``: the side of the square inputs it is checked on; a canonicalising network's export takes
+    only that size (its moments and sampling grid are built for it).
 
     Raises:
         TypeError: ``model`` is neither network.
@@ -70,7 +72,9 @@ def export(model: nn.Module) -> nn.Module:
         features, digits = _gcnn_features(model), _invariant_head(model)
         plain: nn.Module
         if model.config.canonicalize:
-            plain = torch.fx.symbolic_trace(_canonical_outputs(model, nn.Sequential(*features), nn.Sequential(*digits)))
+            pose = _ShiftedPose(model.head) if isinstance(model.head, JointHead) else None
+            outputs = _CanonicalOutputs(_Canonical(size), nn.Sequential(*features), nn.Sequential(*digits), pose)
+            plain = torch.fx.symbolic_trace(outputs)
         elif isinstance(model.head, JointHead):
             joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), _pose_head(model.head))
             plain = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
@@ -80,14 +84,14 @@ def export(model: nn.Module) -> nn.Module:
         plain = nn.Sequential(*_cnn_layers(model))
     else:
         raise TypeError(f"cannot export {type(model).__name__}: expected GroupEquivariantCNN or BaselineCNN")
-    _check_reproduces(model, plain.eval())
+    _check_reproduces(model, plain.eval(), size)
     return plain
 
 
-def _check_reproduces(model: nn.Module, plain: nn.Module, tolerance: float = 1e-3) -> None:
+def _check_reproduces(model: nn.Module, plain: nn.Module, size: int, tolerance: float = 1e-3) -> None:
     """Raise ``ValueError`` unless ``plain`` gives ``model``'s eval-mode outputs on a probe batch."""
     channels = cast(CNNConfig, model.config).in_channels
-    probe = torch.rand(4, channels, 28, 28, generator=torch.Generator().manual_seed(0))
+    probe = torch.rand(4, channels, size, size, generator=torch.Generator().manual_seed(0))
     was_training = model.training
     if was_training:  # (an eval-mode model keeps its caches)
         model.eval()
@@ -124,7 +128,9 @@ class _JointOutputs(nn.Module):
 
 class _Canonical(nn.Module):
     """Images ``(B, I, S, S)`` -> (the images turned to their principal axis, the turn ``(B,)`` in degrees):
-    :func:`model.canonical.canonicalize` for one image size, in torch operations only (traced by ``torch.fx``)."""
+    :func:`model.canonical.canonicalize` for one image size, in torch operations only (traced by ``torch.fx``;
+    the angle by the library's own :func:`~model.canonical.axis_angle`, the turn's sampling grid as
+    :func:`model.rotation.rotate_bilinear` builds it, in float32)."""
 
     rows: torch.Tensor  # buffers, annotated for type checkers
     cols: torch.Tensor
@@ -142,18 +148,13 @@ class _Canonical(nn.Module):
         self.to_grid = 2.0 / (size * UPSAMPLING)  # plane offsets from the centre -> grid_sample's [-1, 1]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ink = images.clamp_min(0.0).sum(dim=1)  # (B, S, S)
-        mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)
-        x = self.cols - ((ink * self.cols).sum(dim=(1, 2)) / mass)[:, None, None]  # (B, 1, S)
-        y = ((ink * self.rows).sum(dim=(1, 2)) / mass)[:, None, None] - self.rows  # (B, S, 1)
-        axis = torch.atan2((2 * ink * x * y).sum(dim=(1, 2)), (ink * (x * x - y * y)).sum(dim=(1, 2)))  # 2 phi
-        turn = torch.remainder(180.0 - torch.rad2deg(axis) / 2, 180.0) - 90.0  # (B,) degrees, [-90, 90)
-        theta = torch.deg2rad(turn)[:, None, None]
+        turn = standing_turn(axis_angle(images.clamp_min(0.0).sum(dim=1), self.rows, self.cols))  # (B,) degrees
+        theta = torch.deg2rad(turn)[:, None, None]  # (B, 1, 1)
         cos, sin = torch.cos(theta), torch.sin(theta)
-        source_x = cos * self.fine_x + sin * self.fine_y  # (B, 2S, 2S): where each output pixel reads
+        source_x = cos * self.fine_x + sin * self.fine_y  # (B, 2S, 2S): where each output pixel reads, R(-theta)
         source_y = cos * self.fine_y - sin * self.fine_x
-        grid = torch.stack((source_x * self.to_grid, -source_y * self.to_grid), dim=-1)
-        fine = F.interpolate(images, scale_factor=UPSAMPLING, mode="bicubic", align_corners=False)
+        grid = torch.stack((source_x * self.to_grid, -source_y * self.to_grid), dim=-1)  # (B, 2S, 2S, 2)
+        fine = F.interpolate(images, scale_factor=UPSAMPLING, mode="bicubic", align_corners=False)  # (B, I, 2S, 2S)
         turned = F.grid_sample(fine, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         return F.avg_pool2d(turned, UPSAMPLING), turn
 
@@ -162,12 +163,7 @@ class _CanonicalOutputs(nn.Module):
     """A canonicalising network's outputs: the logits, and with a pose the joint ``log p(digit, element)`` whose
     profile is shifted back by the turn (:func:`model.orientation.shifted_profile`); traced by ``torch.fx``."""
 
-    frequencies: torch.Tensor  # buffers
-    element_radians: torch.Tensor
-
-    def __init__(
-        self, canonical: _Canonical, features: nn.Sequential, digits: nn.Sequential, pose: nn.Sequential | None
-    ) -> None:
+    def __init__(self, canonical: _Canonical, features: nn.Sequential, digits: nn.Sequential, pose: nn.Module | None):
         super().__init__()
         self.canonical, self.features, self.digits, self.pose = canonical, features, digits, pose
 
@@ -177,23 +173,33 @@ class _CanonicalOutputs(nn.Module):
         logits = self.digits(features)  # (B, D)
         if self.pose is None:
             return logits
-        coefficients = self.pose(features)  # (B, D, M, 2)
-        phase = (torch.deg2rad(turn)[:, None, None] + self.element_radians) * self.frequencies  # (B, M, G)
-        profile = torch.einsum("bdm,bmg->bdg", coefficients[..., 0], torch.cos(phase)) + torch.einsum(
-            "bdm,bmg->bdg", coefficients[..., 1], torch.sin(phase)
-        )
-        return logits, torch.log_softmax(logits, dim=1).unsqueeze(2) + torch.log_softmax(profile, dim=2)
+        return logits, torch.log_softmax(logits, dim=1).unsqueeze(2) + self.pose(features, turn)  # (B, D, G)
 
 
-def _canonical_outputs(model: GroupEquivariantCNN, features: nn.Sequential, digits: nn.Sequential) -> nn.Module:
-    pose = _pose_coefficients(model.head) if isinstance(model.head, JointHead) else None
-    outputs = _CanonicalOutputs(_Canonical(28), features, digits, pose)
-    if isinstance(model.head, JointHead):
-        m = torch.arange(1, model.head.frequencies + 1, dtype=torch.float32)
-        radians = torch.tensor([model.group.radians(g) for g in model.group.elements()], dtype=torch.float32)
-        outputs.register_buffer("frequencies", m[:, None])  # (M, 1)
-        outputs.register_buffer("element_radians", radians[None, :])  # (1, G)
-    return outputs
+class _ShiftedPose(nn.Module):
+    """Features ``(B, C*G, H, W)`` and turns ``(B,)`` -> ``log p(element | digit)`` ``(B, D, G)`` of the profile
+    shifted back by the turn: the coefficients ``V`` are linear in the per-element features (one bias-free
+    ``Linear``, the head's coefficients of each feature alone), then shifted and read at the group's elements."""
+
+    cos_table: torch.Tensor  # buffers: (G, M) as the head's
+    sin_table: torch.Tensor
+
+    def __init__(self, head: JointHead) -> None:
+        super().__init__()
+        double = copy.deepcopy(head).double()
+        channels, order = double.invariant.in_features, double.cos_table.shape[0]
+        alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
+        _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
+        self.shape = tuple(coefficients.shape[1:])  # (D, M, 2)
+        self.linear = nn.Linear(channels * order, coefficients[0].numel(), bias=False)
+        self.linear.weight.copy_(coefficients.flatten(1).T)  # (D*M*2, C*G)
+        self.register_buffer("cos_table", head.cos_table.clone())
+        self.register_buffer("sin_table", head.sin_table.clone())
+
+    def forward(self, features: torch.Tensor, turn: torch.Tensor) -> torch.Tensor:
+        coefficients = self.linear(features.mean(dim=(2, 3))).unflatten(1, self.shape)  # (B, D, M, 2)
+        shifted = shifted_profile(coefficients, turn)
+        return torch.log_softmax(pose_profile(shifted, self.cos_table, self.sin_table), dim=2)
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> nn.Conv2d:
@@ -269,18 +275,6 @@ def _pose_head(head: JointHead) -> nn.Sequential:
     )
 
 
-def _pose_coefficients(head: JointHead) -> nn.Sequential:
-    """Features ``(B, C*G, H, W)`` -> the pose profile's coefficients ``V`` ``(B, D, M, 2)`` (Re, Im), linear in the
-    per-element features: one bias-free ``Linear`` whose columns are the head's coefficients of each feature alone."""
-    double = copy.deepcopy(head).double()
-    channels, order = double.invariant.in_features, double.cos_table.shape[0]
-    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
-    _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
-    linear = nn.Linear(channels * order, coefficients[0].numel(), bias=False)
-    linear.weight.copy_(coefficients.flatten(1).T)  # (D*M*2, C*G)
-    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.Unflatten(1, tuple(coefficients.shape[1:])))
-
-
 def _cnn_layers(model: BaselineCNN) -> list[nn.Module]:
     layers: list[nn.Module] = []
     for index, (conv, norm) in enumerate(zip(model.convs, model.norms, strict=True)):
@@ -301,7 +295,7 @@ def _copy_linear(linear: nn.Linear) -> nn.Linear:
 def export_onnx(model: nn.Module, path: Path, size: int = 28) -> Path:
     """``export(model)`` as an ONNX file: input ``image`` ``(B, in_channels, size, size)``, output
     ``logits``, and ``joint`` for a network with a joint head (see :func:`export`)."""
-    plain = export(model)
+    plain = export(model, size)
     channels = cast(CNNConfig, model.config).in_channels
     outputs = ["logits", "joint"] if _has_joint_head(model) else ["logits"]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -265,7 +265,7 @@ class GroupEquivariantCNN(CachingModule):
         head = self._joint_head()
         x, turn = self.canonical_input(x)
         digits, coefficients = head.digit_and_pose(self._features(x))
-        return digits, coefficients if turn is None else shifted_profile(coefficients, turn)
+        return digits, (coefficients if turn is None else shifted_profile(coefficients, turn))
 
     @property
     def has_pose(self) -> bool:

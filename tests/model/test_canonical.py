@@ -11,6 +11,7 @@ import torch
 
 from model.canonical import canonicalize, principal_angle, upright_turn
 from model.equivariance import equivariance_errors, turned_cleanly
+from model.orientation import shifted_profile
 from model.registry import create_model
 from tests.model.test_equivariance import blobs
 
@@ -133,11 +134,33 @@ def test_canonicalising_pose_turns_with_the_input_between_quarter_turns(degrees:
     assert moved.abs().max() <= 0.5  # measured (untrained): at most 0.05°
 
 
-def test_canonicalising_joint_scores_are_the_shifted_profile_at_the_elements() -> None:
+def test_shifted_profile_reads_the_profile_further_on_by_the_turn() -> None:
+    torch.manual_seed(0)
+    coefficients = torch.randn(3, 10, 2, 2, dtype=torch.float64)  # (B, D, M, 2)
+    tau = torch.tensor([30.0, -75.0, 137.0], dtype=torch.float64)
+    theta = torch.deg2rad(torch.arange(0.0, 360.0, 15.0, dtype=torch.float64))  # (A,)
+    m = torch.arange(1, 3, dtype=torch.float64)
+
+    def profile(values: torch.Tensor, radians: torch.Tensor) -> torch.Tensor:  # (B, D, A) at (B, A) angles
+        phase = radians[:, None, :] * m[None, :, None]  # (B, M, A)
+        return torch.einsum("bdm,bma->bda", values[..., 0], torch.cos(phase)) + torch.einsum(
+            "bdm,bma->bda", values[..., 1], torch.sin(phase)
+        )
+
+    shifted = profile(shifted_profile(coefficients, tau), theta.expand(3, -1))
+    further = profile(coefficients, theta[None] + torch.deg2rad(tau)[:, None])  # l(theta + tau)
+    assert torch.allclose(shifted, further, atol=1e-12)
+
+
+def test_canonicalising_joint_scores_are_the_plain_network_s_on_the_turned_input_shifted_back() -> None:
     torch.manual_seed(0)
     model = create_model("gcnn_c8_canon_pose").eval()
+    plain = create_model("gcnn_c8_canon_pose", canonicalize=False).eval()
+    plain.load_state_dict(model.state_dict())
+    x = blobs()
     with torch.no_grad():
-        joint = model.forward_joint(blobs())  # (B, D, 8)
-        pose = model.forward_pose(blobs())
-    at_elements = torch.log_softmax(pose.log_joint[:, :, ::45], dim=2) + torch.logsumexp(pose.log_joint, 2, True)
-    assert torch.allclose(joint.double(), at_elements, atol=1e-4)
+        turned, turn = canonicalize(x)
+        digits, coefficients = plain.head.digit_and_pose(plain.forward_features(turned))
+        expected = plain.head.scores(digits, shifted_profile(coefficients, turn))
+        assert torch.allclose(model.forward_joint(x), expected, atol=1e-5)
+        assert not torch.allclose(model.forward_joint(x), plain.head.scores(digits, coefficients), atol=1e-3)
