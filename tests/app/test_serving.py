@@ -19,7 +19,13 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 
 @pytest.mark.parametrize(
     ("name", "group", "has_pose"),
-    [("cnn", None, False), ("gcnn_c8", "C8", False), ("gcnn_c8_pose", "C8", True), ("gcnn_c4", "C4", False)],
+    [
+        ("cnn", None, False),
+        ("gcnn_c8", "C8", False),
+        ("gcnn_c8_pose", "C8", True),
+        ("gcnn_c4", "C4", False),
+        ("gcnn_c8_canon_pose", "C8", True),
+    ],
 )
 def test_each_network_says_its_group_and_whether_it_has_a_pose(name: str, group: str | None, has_pose: bool) -> None:
     network = create_model(name, hidden_channels=2).eval()
