@@ -218,5 +218,5 @@ def test_export_of_a_canonicalising_network_turns_the_input_as_the_library_does(
             assert (digit_logits(plain, turned_cleanly(blobs(), degrees)) - expected).abs().max() <= TOLERANCE
         # measured: 0.0051 for these calibrated networks, 0.21 for gcnn_c8_blur's export (no canonicalisation)
         assert (digit_logits(plain, turned_cleanly(blobs(), 45.0)) - digit_logits(plain, smooth)).abs().max() <= 0.02
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if importlib.util.find_spec("onnxruntime") is not None:  # measured: 1.9e-6 / 3.8e-6 on 32 images
         assert check_onnx(model, export_onnx(model, tmp_path / f"{name}.onnx"), x) <= TOLERANCE
