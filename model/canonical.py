@@ -22,7 +22,7 @@ digits at many angles: the data are upright, the network's input is each digit a
 
 Mirrors: ``phi`` of a left-right flipped image is ``-phi``, so canonicalising commutes with the flip too.
 
-Where the axis is weak (an ink distribution nearly isotropic, e.g. some 0s and 8s), interpolation can move
+Where the axis is weak (an ink distribution nearly isotropic), interpolation can move
 ``phi`` by more; the input then reaches the network turned by what that error is, which the network reads
 as it reads any turned digit.
 """
