@@ -186,12 +186,9 @@ class _ShiftedPose(nn.Module):
 
     def __init__(self, head: JointHead) -> None:
         super().__init__()
-        double = copy.deepcopy(head).double()
-        channels, order = double.invariant.in_features, double.cos_table.shape[0]
-        alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
-        _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
+        coefficients = _coefficients_alone(head)  # (C*G, D, M, 2)
         self.shape = tuple(coefficients.shape[1:])  # (D, M, 2)
-        self.linear = nn.Linear(channels * order, coefficients[0].numel(), bias=False)
+        self.linear = nn.Linear(coefficients.shape[0], coefficients[0].numel(), bias=False)
         self.linear.weight.copy_(coefficients.flatten(1).T)  # (D*M*2, C*G)
         self.register_buffer("cos_table", head.cos_table.clone())
         self.register_buffer("sin_table", head.sin_table.clone())
@@ -255,6 +252,15 @@ def _invariant_head(model: GroupEquivariantCNN) -> list[nn.Module]:
     return [*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), _copy_linear(cast(nn.Linear, linear))]
 
 
+def _coefficients_alone(head: JointHead) -> torch.Tensor:
+    """The pose coefficients ``V`` ``(C*G, D, M, 2)`` of each per-element feature alone, in float64: ``V`` is
+    linear in the per-element features (see :mod:`model.orientation`), so these are the columns of its matrix."""
+    double = copy.deepcopy(head).double()
+    channels, order = double.invariant.in_features, double.cos_table.shape[0]
+    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
+    return double.digit_and_pose(alone)[1]
+
+
 def _pose_head(head: JointHead) -> nn.Sequential:
     """Features ``(B, C*G, H, W)`` -> ``log p(element | digit)`` ``(B, D, G)``.
 
@@ -262,13 +268,10 @@ def _pose_head(head: JointHead) -> nn.Sequential:
     (see :mod:`model.orientation`), so it is one bias-free ``Linear`` ``C*G -> D*G``, whose
     columns are the head's own profile of each feature alone (computed in float64).
     """
-    double = copy.deepcopy(head).double()
-    classes, channels = double.invariant.out_features, double.invariant.in_features
-    order = double.cos_table.shape[0]
-    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
-    _, coefficients = double.digit_and_pose(alone)  # (C*G, D, M, 2)
-    profiles = pose_profile(coefficients, double.cos_table, double.sin_table)  # (C*G, D, G)
-    linear = nn.Linear(channels * order, classes * order, bias=False)
+    coefficients = _coefficients_alone(head)  # (C*G, D, M, 2)
+    profiles = pose_profile(coefficients, head.cos_table.double(), head.sin_table.double())  # (C*G, D, G)
+    classes, order = profiles.shape[1:]
+    linear = nn.Linear(profiles.shape[0], classes * order, bias=False)
     linear.weight.copy_(profiles.flatten(1).T)  # (D*G, C*G)
     return nn.Sequential(
         nn.AdaptiveAvgPool2d(1), nn.Flatten(), linear, nn.Unflatten(1, (classes, order)), nn.LogSoftmax(dim=2)
