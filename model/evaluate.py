@@ -8,6 +8,7 @@ image centre, ``theta = numpy.random.default_rng(seed).uniform(0, 360, 10000)``
 
     python -m model.evaluate weights/cnn_seed.json weights/gcnn_c8.json \
         --out weights/evaluation.json --plot weights/accuracy_vs_angle.png
+    python -m model.evaluate weights/gcnn_c8_canon_pose.json --out weights/evaluation.json --add  # one more model
 """
 
 from __future__ import annotations
@@ -242,6 +243,21 @@ def markdown_table(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def kept_reports(path: Path, *, seed: int, test_digits: int) -> dict[str, dict[str, Any]]:
+    """The reports already in ``path`` (none if it does not exist), refused unless they were made by the same
+    protocol: the same rotation seed and the same number of test digits."""
+    if not path.exists():
+        return {}
+    reports: dict[str, dict[str, Any]] = json.loads(path.read_text())
+    for name, report in reports.items():
+        if report["rotation_seed"] != seed or report["test_digits"] != test_digits:
+            raise SystemExit(
+                f"{path}: {name} was evaluated with rotation seed {report['rotation_seed']} on "
+                f"{report['test_digits']} digits, not seed {seed} on {test_digits}: evaluate it again instead"
+            )
+    return reports
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cards", nargs="+", type=Path, help="checkpoint JSON cards (weights/<name>.json)")
@@ -258,6 +274,12 @@ def main(argv: list[str] | None = None) -> None:
         help="orientation error against angle, for the models with a joint head; default: orientation_error.png "
         "beside --out",
     )
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="keep the reports of other models already in --out (made with the same seed and test digits) and "
+        "draw the plots from all: a new model is evaluated without evaluating the others again",
+    )
     args = parser.parse_args(argv)
     # the figures go where the numbers go: an evaluation of a run's card never overwrites the shipped ones
     args.plot = args.plot or args.out.parent / "accuracy_vs_angle.png"
@@ -266,7 +288,8 @@ def main(argv: list[str] | None = None) -> None:
 
     images, labels = load_mnist(train=False, root=args.data_dir)
     images, labels = images[: args.limit], labels[: args.limit]
-    reports, orientations = {}, {}
+    reports = kept_reports(args.out, seed=args.seed, test_digits=len(labels)) if args.add else {}
+    orientations = {name: report["orientation"] for name, report in reports.items() if "orientation" in report}
     for card_path in args.cards:
         model, card = load_checkpoint(card_path, device=args.device)
         report = evaluate(model, images, labels, seed=args.seed, device=args.device)

@@ -211,3 +211,16 @@ def test_evaluation_figures_go_beside_the_numbers_not_over_the_shipped_ones(tmp_
     evaluate_main([str(card), "--limit", "24", "--device", "cpu", "--out", str(out)])
     assert {path.name for path in tmp_path.iterdir()} == {"evaluation.json", *shipped}
     assert all((WEIGHTS / name).read_bytes() == data for name, data in shipped.items())
+
+
+@pytest.mark.data
+def test_evaluation_with_add_keeps_the_other_models_and_refuses_another_protocol(tmp_path: Path) -> None:
+    out = tmp_path / "evaluation.json"
+    evaluate_main([str(WEIGHTS / "cnn_seed.json"), "--limit", "24", "--device", "cpu", "--out", str(out)])
+    first = json.loads(out.read_text())["cnn_seed"]
+    evaluate_main([str(WEIGHTS / "gcnn_c8_pose.json"), "--limit", "24", "--device", "cpu", "--out", str(out), "--add"])
+    reports = json.loads(out.read_text())
+    assert list(reports) == ["cnn_seed", "gcnn_c8_pose"] and reports["cnn_seed"] == first
+    assert "orientation" in reports["gcnn_c8_pose"]
+    with pytest.raises(SystemExit, match="evaluate it again"):  # 12 digits are not the protocol the 24 were read by
+        evaluate_main([str(WEIGHTS / "cnn_seed.json"), "--limit", "12", "--device", "cpu", "--out", str(out), "--add"])
