@@ -32,23 +32,25 @@ __all__ = [
     "json_response",
 ]
 
-_PROBABILITIES_EXAMPLE = [0.0001, 0.0002, 0.0004, 0.0009, 0.0003, 0.0001, 0.0, 0.9952, 0.0002, 0.0026]
+# The shipped gcnn_c8_canon_pose on app/static/sample-7.png turned by 135° (``angle=135``); the sample leans
+# (upright, the same model reads it turned by 15.59°).
+_PROBABILITIES_EXAMPLE = [0.0, 4e-06, 1e-06, 0.0, 1e-06, 0.0, 0.0, 0.999995, 0.0, 0.0]
 _PREDICTION_EXAMPLE: dict[str, Any] = {
-    "model": "gcnn_c8_pose",
+    "model": "gcnn_c8_canon_pose",
     "digit": 7,
-    "confidence": 0.9952,
+    "confidence": 0.999995,
     "probabilities": _PROBABILITIES_EXAMPLE,
     "top3": [
-        {"digit": 7, "probability": 0.9952},
-        {"digit": 9, "probability": 0.0026},
-        {"digit": 3, "probability": 0.0009},
+        {"digit": 7, "probability": 0.999995},
+        {"digit": 1, "probability": 4e-06},
+        {"digit": 4, "probability": 1e-06},
     ],
     "inference_ms": 4.81,
-    "orientation": {"degrees": 138.59, "confidence": 0.785293},
+    "orientation": {"degrees": 154.67, "confidence": 0.730495},
     "readings": [
-        {"digit": 7, "degrees": 138.59, "probability": 0.983942},
-        {"digit": 4, "degrees": 153.99, "probability": 0.01058},
-        {"digit": 7, "degrees": 332.5, "probability": 0.003274},
+        {"digit": 7, "degrees": 154.67, "probability": 0.999995},
+        {"digit": 1, "degrees": 188.08, "probability": 4e-06},
+        {"digit": 4, "degrees": 140.01, "probability": 1e-06},
     ],
     "ambiguous": False,
     "upright_image": None,
@@ -278,7 +280,7 @@ class OrbitResponse(BaseModel):
                             "predictions": [
                                 {"model": "cnn_seed", "digit": d, "confidence": c},
                                 {
-                                    "model": "gcnn_c8_pose",
+                                    "model": "gcnn_c8_canon_pose",
                                     "digit": 7,
                                     "confidence": 0.99,
                                     "orientation_degrees": 90.0 * k,
@@ -289,7 +291,12 @@ class OrbitResponse(BaseModel):
                     ],
                     "summary": [
                         {"model": "cnn_seed", "upright_digit": 7, "distinct_predictions": 3, "agreement": 0.5},
-                        {"model": "gcnn_c8_pose", "upright_digit": 7, "distinct_predictions": 1, "agreement": 1.0},
+                        {
+                            "model": "gcnn_c8_canon_pose",
+                            "upright_digit": 7,
+                            "distinct_predictions": 1,
+                            "agreement": 1.0,
+                        },
                     ],
                     "image": None,
                 }
@@ -424,7 +431,7 @@ class ReadyResponse(BaseModel):
             "examples": [
                 {
                     "status": "ready",
-                    "models": ["cnn_seed", "gcnn_c8_pose"],
+                    "models": ["cnn_seed", "gcnn_c8_canon_pose"],
                     "torch_threads": 1,
                     "inflight_requests": 3,
                     "max_inflight_requests": 64,

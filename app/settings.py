@@ -36,7 +36,8 @@ class Settings(BaseSettings):
         default=DEFAULT_WEIGHTS_DIR, description="Folder holding <name>.json cards and their weights."
     )
     models: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("cnn_seed", "gcnn_c8_pose"), description="Checkpoint names to load, comma-separated, in display order."
+        default=("cnn_seed", "gcnn_c8_canon_pose"),
+        description="Checkpoint names to load, comma-separated, in display order.",
     )
     max_upload_bytes: int = Field(
         default=5 * 1024 * 1024, gt=0, description="Largest accepted file, in bytes (413 above)."

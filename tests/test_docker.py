@@ -28,6 +28,7 @@ import pytest
 from app.guard.server import DRAIN_TIMEOUT_S
 from app.guard.shutdown import AFTER_DRAIN_S
 from tests.drain_clients import assert_drained, get, start_clients, watch_readiness
+from tests.served_models import CNN, GCNN, SERVED_MODELS
 from tests.service_process import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
@@ -102,9 +103,9 @@ def test_container_and_compose_smoke(docker_engine: None) -> None:
     for where in ("run", "compose"):
         part = report[where]
         api = part["api"]
-        assert api["ready"]["models"] == ["cnn_seed", "gcnn_c8_pose"], where
-        assert api["upright"] == {"cnn_seed": 7, "gcnn_c8_pose": 7}, where
-        assert api["turned_90"]["gcnn_c8_pose"] == 7, where
+        assert api["ready"]["models"] == list(SERVED_MODELS), where
+        assert api["upright"] == {CNN: 7, GCNN: 7}, where
+        assert api["turned_90"][GCNN] == 7, where
         assert api["page"]["status"] == 200 and api["page"]["has_title"], where
         assert part["process_uids"] and 0 not in part["process_uids"], where
         assert part["healthy_s"] >= part["ready_s"] > 0, where

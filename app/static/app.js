@@ -326,10 +326,16 @@
   }
   function modelKind(model) {
     const params = model.parameters ? `, ${model.parameters.toLocaleString("en")} parameters` : "";
-    return model.group
-      ? `built for ${model.group}: its answer should not change when the digit turns by one of the group's ` +
-          `rotations (exactly so for quarter turns)${params}`
-      : `no built-in symmetry, trained on upright digits only${params}`;
+    if (!model.group) return `no built-in symmetry, trained on upright digits only${params}`;
+    if (model.config && model.config.canonicalize)
+      return (
+        `built for ${model.group}, and turns each digit to stand on its own axis first: its answer should not ` +
+        `change whatever the angle of the turn${params}`
+      );
+    return (
+      `built for ${model.group}: its answer should not change when the digit turns by one of the group's ` +
+      `rotations (exactly so for quarter turns)${params}`
+    );
   }
 
   function buildPredictionPanels() {

@@ -25,6 +25,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import turned_by
+from tests.served_models import CNN, GCNN, SERVED_MODELS
 from tests.service_process import running_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -179,22 +180,24 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         assert page.title().startswith("Equivariant digits")
         assert page.get_attribute("a[href='/docs']", "href") == "/docs"
         assert page.locator("#evaluation tbody tr").count() == 2  # the headline numbers of both models
-        assert "47.11%" in page.inner_text("#evaluation") and "97.76%" in page.inner_text("#evaluation")
+        assert "47.11%" in page.inner_text("#evaluation") and "99.18%" in page.inner_text("#evaluation")
         page.wait_for_function("() => document.querySelector('#plot').naturalWidth > 0")  # the plot really loaded
 
         # Draw: both models answer, the 28x28 input appears, the orbit under C8 appears.
         _draw_seven(page)
         upright = _answers(page)
-        assert set(upright) == {"cnn_seed", "gcnn_c8_pose"}
-        assert upright == {"cnn_seed": 7, "gcnn_c8_pose": 7}, f"a drawn 7 read as {upright}"
+        assert set(upright) == set(SERVED_MODELS)
+        assert upright == {CNN: 7, GCNN: 7}, f"a drawn 7 read as {upright}"
+        # the served G-CNN turns each digit to its own axis first; its panel says what that promises
+        assert "whatever the angle" in page.inner_text(f'#predictions [data-model="{GCNN}"]')
         seen_upright = _seen_image(page)
         assert seen_upright.shape == (28, 28) and seen_upright.max() > 200  # light ink on black, like MNIST
-        upright_degrees = _orientation(page, "gcnn_c8_pose")
+        upright_degrees = _orientation(page, GCNN)
         assert abs(turned_by(upright_degrees, 0.0)) <= 30, f"a drawn upright 7 read as turned by {upright_degrees}"
         cells = _orbit(page, 8)
         assert [cell["label"] for cell in cells] == [f"{45 * k}°" for k in range(8)]
-        assert {cell["digits"]["gcnn_c8_pose"] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
-        orbit_degrees = [cell["degrees"]["gcnn_c8_pose"] for cell in cells]  # the estimate follows the element
+        assert {cell["digits"][GCNN] for cell in cells} == {7}, "the G-CNN changed its mind over C8"
+        orbit_degrees = [cell["degrees"][GCNN] for cell in cells]  # the estimate follows the element
         for k in (2, 4, 6):  # quarter turns: exactly
             assert abs(turned_by(orbit_degrees[k], orbit_degrees[0]) - turned_by(45.0 * k, 0.0)) <= 0.02
         assert "7 under all 8 elements" in page.inner_text("#orbit-summary")
@@ -204,14 +207,14 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
             page.click("#elements button[data-element='2']")
         assert response.value.status == 200
         turned = _answers(page)
-        assert turned["gcnn_c8_pose"] == 7, "an exact quarter turn must not change the G-CNN's answer"
+        assert turned[GCNN] == 7, "an exact quarter turn must not change the G-CNN's answer"
         # equivariance you can see: the orientation estimate moved by the element's angle
         # An exact quarter turn permutes pixels, and C8 holds it: the estimate moves by 90 degrees up to the
         # 0.01-degree rounding of each of the two answers (like the orbit's quarter turns above).
-        moved = turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
+        moved = turned_by(_orientation(page, GCNN), upright_degrees)
         logger.info("after a quarter turn the estimate moved by %.4f degrees", moved)
         assert abs(moved - 90.0) <= 0.02, f"after a quarter turn the estimate moved by {moved} degrees"
-        assert page.get_attribute('#predictions [data-model="gcnn_c8_pose"] .upright', "src").startswith("data:")
+        assert page.get_attribute(f'#predictions [data-model="{GCNN}"] .upright', "src").startswith("data:")
         assert "90°" in page.inner_text("#transform-label")
         assert page.get_attribute("#elements button[data-element='2']", "aria-pressed") == "true"
         # What the models saw is the upright input turned counter-clockwise, pixel for pixel.
@@ -220,13 +223,13 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
 
         # An eighth turn (interpolated): the G-CNN still reads a 7. This state is the screenshot.
         page.click("#elements button[data-element='3']")
-        assert _answers(page)["gcnn_c8_pose"] == 7
+        assert _answers(page)[GCNN] == 7
         assert "135°" in page.inner_text("#transform-label")
         page.wait_for_function("() => document.querySelector('#rotated').naturalWidth > 0")
         _screenshot(page, "demo_page.png")
 
         # C8 element 3 (135 degrees, interpolated): the estimate follows within half a group step.
-        moved = turned_by(_orientation(page, "gcnn_c8_pose"), upright_degrees)
+        moved = turned_by(_orientation(page, GCNN), upright_degrees)
         assert abs(moved - 135.0) <= 22.5, f"after 135 degrees the estimate moved by {moved} degrees"
 
         # The free angle slider: another transform, other predictions.
@@ -248,7 +251,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         page.set_input_files("#upload", str(photo))
         page.wait_for_function("() => document.querySelector('#input-hint').textContent.includes('three.jpg')")
         uploaded = _answers(page)
-        assert uploaded["gcnn_c8_pose"] == 3, f"the uploaded 3 read as {uploaded}"
+        assert uploaded[GCNN] == 3, f"the uploaded 3 read as {uploaded}"
 
         # Nothing came from anywhere but the service, and the browser reported no error.
         foreign = [url for url in log.requests if not url.startswith((service, "data:", "blob:"))]
@@ -279,10 +282,10 @@ def test_a_six_turned_by_half_a_turn_is_read_right_or_flagged(service: str, brow
         page.goto(f"{service}/")
         page.wait_for_selector("body[data-ready=true]")
         page.click("#samples button[aria-label='sample digit 6']")
-        assert _answers(page)["gcnn_c8_pose"] == 6
+        assert _answers(page)[GCNN] == 6
         page.click("#elements button[data-element='4']")
-        answer = _answers(page)["gcnn_c8_pose"]
-        ambiguity = page.inner_text('#predictions [data-model="gcnn_c8_pose"] .ambiguity')
+        answer = _answers(page)[GCNN]
+        ambiguity = page.inner_text(f'#predictions [data-model="{GCNN}"] .ambiguity')
         assert answer == 6 or ("6" in ambiguity and "9" in ambiguity and "which way is up" in ambiguity), (
             answer,
             ambiguity,
@@ -290,7 +293,7 @@ def test_a_six_turned_by_half_a_turn_is_read_right_or_flagged(service: str, brow
         with page.expect_response(lambda r: "/classify?" in r.url and "orientation_prior=upright" in r.url) as seen:
             page.check("#prior")
         assert seen.value.status == 200
-        assert _answers(page)["gcnn_c8_pose"] == 6  # the prior is about the upload, which the page turned
+        assert _answers(page)[GCNN] == 6  # the prior is about the upload, which the page turned
     finally:
         context.close()
 
@@ -313,7 +316,7 @@ def test_demo_page_draws_with_touch(service: str, browser: object) -> None:
             cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y + 11 * step}]})
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         answers = _answers(page)
-        assert answers["gcnn_c8_pose"] == 1, f"a swiped 1 read as {answers}"
+        assert answers[GCNN] == 1, f"a swiped 1 read as {answers}"
         assert page.evaluate("() => window.scrollY") == 0, "the swipe scrolled the page instead of drawing"
         _screenshot(page, "demo_page_touch.png")
         assert log.errors() == [], f"browser errors: {log.errors()}"

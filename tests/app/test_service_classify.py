@@ -14,8 +14,9 @@ from PIL import Image
 
 from model.groups import get_group
 from model.rotation import rotate
+from tests.served_models import GCNN, SERVED_MODELS
 
-MODELS = ["cnn_seed", "gcnn_c8_pose"]
+MODELS = list(SERVED_MODELS)
 
 
 def returned_image(body: dict) -> np.ndarray:
@@ -119,8 +120,8 @@ def test_gcnn_is_invariant_where_the_cnn_is_not(client: TestClient, digit: int) 
     upright = client.post("/classify", files=upload(png_of(digit))).json()
     turned = client.post("/classify", files=upload(png_of(digit)), params={"group": "C8", "element": 2}).json()
     assert turned["transform"]["degrees"] == 90.0
-    assert digits(upright)["gcnn_c8_pose"] == digits(turned)["gcnn_c8_pose"] == digit
-    gcnn = [p for p in upright["predictions"] + turned["predictions"] if p["model"] == "gcnn_c8_pose"]
+    assert digits(upright)[GCNN] == digits(turned)[GCNN] == digit
+    gcnn = [p for p in upright["predictions"] + turned["predictions"] if p["model"] == GCNN]
     assert gcnn[0]["probabilities"] == gcnn[1]["probabilities"]  # exact to the 6 decimals answered
     assert digits(upright)["cnn_seed"] == digit != digits(turned)["cnn_seed"]
 
@@ -158,7 +159,7 @@ def test_batch_applies_the_transform_to_every_image(client: TestClient) -> None:
     files = [("files", ("a.png", png_of(1), "image/png")), ("files", ("b.png", png_of(0), "image/png"))]
     body = client.post("/classify/batch", files=files, params={"angle": 180}).json()
     assert body["transform"]["degrees"] == 180.0 and body["transform"]["exact"] is True
-    assert [digits(item)["gcnn_c8_pose"] for item in body["items"]] == [1, 0]
+    assert [digits(item)[GCNN] for item in body["items"]] == [1, 0]
 
 
 def test_batch_of_one_is_the_same_as_classify(client: TestClient) -> None:

@@ -19,6 +19,7 @@ from PIL import Image
 from app.routers import site
 from app.settings import DEFAULT_WEIGHTS_DIR
 from model.centring import CENTRING_CONCENTRATION
+from tests.served_models import CNN, GCNN, SERVED_MODELS
 
 PROBLEM = "application/problem+json"
 
@@ -32,13 +33,13 @@ def test_orbit_c8_by_default_gcnn_invariant(client: TestClient) -> None:
     assert [row["degrees"] for row in body["rows"]] == [45.0 * k for k in range(8)]
     assert not any(row["reflection"] for row in body["rows"])
     summary = {entry["model"]: entry for entry in body["summary"]}
-    assert summary["gcnn_c8_pose"] == {
-        "model": "gcnn_c8_pose",
+    assert summary[GCNN] == {
+        "model": GCNN,
         "upright_digit": 7,
         "distinct_predictions": 1,
         "agreement": 1.0,
     }
-    cnn = summary["cnn_seed"]
+    cnn = summary[CNN]
     assert cnn["upright_digit"] == 7 and cnn["distinct_predictions"] > 1 and cnn["agreement"] < 1.0
     cnn_digits = [row["predictions"][0]["digit"] for row in body["rows"]]
     assert cnn["distinct_predictions"] == len(set(cnn_digits))
@@ -101,7 +102,7 @@ def test_rotate_by_an_angle_keeps_transparency_transparent(client: TestClient) -
 def test_a_rotated_picture_still_classifies(client: TestClient) -> None:
     turned = client.post("/rotate", files=upload(png_of(7)), params={"angle": 30}).content
     body = client.post("/classify", files=upload(turned)).json()
-    assert {p["model"]: p["digit"] for p in body["predictions"]}["gcnn_c8_pose"] == 7
+    assert {p["model"]: p["digit"] for p in body["predictions"]}[GCNN] == 7
 
 
 def test_rotate_identity_returns_the_decoded_picture(client: TestClient) -> None:
@@ -134,7 +135,7 @@ def test_rotate_limits_the_picture_size_for_every_transform(tight_client: TestCl
 # -- /models, /groups -----------------------------------------------------------
 def test_models_lists_cards_and_verified_checksums(client: TestClient) -> None:
     models = client.get("/models").json()["models"]
-    assert [m["name"] for m in models] == ["cnn_seed", "gcnn_c8_pose"]
+    assert [m["name"] for m in models] == list(SERVED_MODELS)
     for model in models:
         card = json.loads((DEFAULT_WEIGHTS_DIR / f"{model['name']}.json").read_text())
         weights = (DEFAULT_WEIGHTS_DIR / card["weights_file"]).read_bytes()
@@ -176,7 +177,7 @@ def test_unknown_group_is_a_404_problem(client: TestClient, name: str) -> None:
 def test_health_and_readiness(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
-    assert ready.status_code == 200 and ready.json()["models"] == ["cnn_seed", "gcnn_c8_pose"]
+    assert ready.status_code == 200 and ready.json()["models"] == list(SERVED_MODELS)
     assert ready.json()["torch_threads"] >= 1
 
 
@@ -189,8 +190,8 @@ def test_metrics_count_requests_latency_inference_and_images(client: TestClient)
     assert (
         'gcnn_http_request_duration_seconds_bucket{endpoint="/classify",le="0.01",method="POST",status="200"}' in text
     )
-    assert 'gcnn_inference_duration_seconds_count{model="gcnn_c8_pose"}' in text
-    assert 'gcnn_model_images_total{model="cnn_seed"}' in text
+    assert f'gcnn_inference_duration_seconds_count{{model="{GCNN}"}}' in text
+    assert f'gcnn_model_images_total{{model="{CNN}"}}' in text
     assert 'gcnn_images_processed_total{endpoint="/classify"}' in text
     assert "gcnn_ready 1.0" in text
 

@@ -14,8 +14,7 @@ from PIL import Image
 
 from model.groups import get_group
 from tests.helpers import turned_by
-
-GCNN, CNN = "gcnn_c8_pose", "cnn_seed"
+from tests.served_models import CNN, GCNN
 
 
 def prediction(body: dict, model: str) -> dict:
@@ -136,8 +135,9 @@ def test_the_canonicalising_model_s_orientation_follows_a_turn_between_quarter_t
 ) -> None:
     """Served beside gcnn_c8_pose (GCNN_MODELS), the shipped gcnn_c8_canon_pose reads digits turned through the
     service's ``angle`` as it reads them upright, and its orientation moves with the turn."""
-    client = make_client(models=(GCNN, "gcnn_c8_canon_pose"))
-    worst = {GCNN: 0.0, "gcnn_c8_canon_pose": 0.0}
+    canonical, grid = "gcnn_c8_canon_pose", "gcnn_c8_pose"
+    client = make_client(models=(grid, canonical))
+    worst = {grid: 0.0, canonical: 0.0}
     for digit in (5, 7):
         upright = client.post("/classify", files=upload(png_of(digit))).json()
         for angle in (22.5, 45.0, 67.5):
@@ -148,4 +148,4 @@ def test_the_canonicalising_model_s_orientation_follows_a_turn_between_quarter_t
                 moved = turned_by(after["orientation"]["degrees"], before["orientation"]["degrees"])
                 worst[model] = max(worst[model], abs(moved - angle))
     # measured: the canonicalising model's orientation moves by the angle within 3.4°, gcnn_c8_pose's within 20.3°
-    assert worst["gcnn_c8_canon_pose"] <= 6.0 and worst[GCNN] > 2 * worst["gcnn_c8_canon_pose"]
+    assert worst[canonical] <= 6.0 and worst[grid] > 2 * worst[canonical]
