@@ -1,6 +1,6 @@
 """How strongly the centred reading leans towards upright, chosen on the acceptance set made for tuning.
 
-    python -m bench.centring                                   # data/acceptance_tune (seed 1), the served G-CNN
+    python -m bench.centring                                   # data/acceptance_tune (seed 1), gcnn_c8_pose
     python -m bench.centring --set data/acceptance_tune weights/gcnn_c8_pose.json runs/x/other.json
     python -m bench.centring --mnist 5000                      # also MNIST test digits, upright and rotated
     python -m bench.centring runs/x/other.json --choose        # write the lean chosen for it into its card
@@ -26,8 +26,7 @@ the largest upright + turned accuracy among the leans that flag at least 90% of
 the turned 6/9 swaps) and written into the card with the readings it was chosen
 from; the service then reads that network at that lean
 (:func:`model.centring.chosen_lean`), every other at
-:data:`model.centring.CENTRING_CONCENTRATION`, the lean chosen so for the served
-network.
+:data:`model.centring.CENTRING_CONCENTRATION`, the lean chosen so for ``gcnn_c8_pose``.
 """
 
 from __future__ import annotations
@@ -184,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.set / "labels.csv").is_file():
         generate(args.set, seed=1)
     rows, images = model_inputs(args.set)
-    print(f"{args.set}: {len(rows)} images; the served lean is {CENTRING_CONCENTRATION}\n")
+    print(f"{args.set}: {len(rows)} images; the default lean is {CENTRING_CONCENTRATION}\n")
     print("| model | reading | upright | turned | upright, prior upright | turned 6/9 swaps flagged | flagged in all |")
     print("|---|---|---|---|---|---|---|")
     chosen: dict[Path, float] = {}

@@ -1,6 +1,6 @@
 """MNIST test digits sent as uploads: where the service loses turned digits that the protocol reads.
 
-    python -m bench.mnist_uploads                                  # the served G-CNN, the first 2,000 test digits
+    python -m bench.mnist_uploads                                  # gcnn_c8_pose, the first 2,000 test digits
     python -m bench.mnist_uploads weights/gcnn_c8_pose.json runs/x/other.json --count 5000
 
 The rotated-MNIST protocol (:mod:`model.evaluate`) turns each 28x28 test digit
@@ -16,7 +16,7 @@ protocol's, seed 0), read step by step from the protocol towards an upload:
   (:func:`model.centring.recentre`, at most a pixel each way), the network as it is;
 - ``centred reading, lean L``: those inputs read as the service reads them
   (:func:`model.centring.predict_centred`, leaning towards upright by ``L``; the
-  served lean is :data:`model.centring.CENTRING_CONCENTRATION`);
+  default lean is :data:`model.centring.CENTRING_CONCENTRATION`);
 - ``drawn large``: every digit enlarged 4x (bicubic) and turned at that size
   (bicubic, the canvas grown to hold it), then preprocessed as the service
   preprocesses an upload (``mnist_normalise``) and read as the service reads it.
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     recentred = recentre(rotated, MNIST_CENTRE)
     uploads, upright_uploads = as_uploads(images, degrees), as_uploads(images, np.zeros(len(images)))
     print(
-        f"MNIST test digits 0-{args.count - 1}, turned as the protocol turns them (seed 0); served lean "
+        f"MNIST test digits 0-{args.count - 1}, turned as the protocol turns them (seed 0); default lean "
         f"{CENTRING_CONCENTRATION:g}\n"
     )
     header = " | ".join(f"{low:g}-{high:g}°" for low, high in BINS)

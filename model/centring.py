@@ -30,8 +30,8 @@ caller turned the input itself), so that a glyph that reads equally well as a
 6 upright and as a 9 turned by half a turn is answered as the 6, and flagged
 ambiguous; the made-up cue leaned all the way, the lean lets a clear reading of
 a turned digit win. :data:`CENTRING_CONCENTRATION` was chosen on an acceptance
-set made for tuning (docs/orientation.md), not on the reported one, for the
-served network; another network may read best at another lean, chosen the same
+set made for tuning (docs/orientation.md), not on the reported one, for
+``gcnn_c8_pose``; another network may read best at another lean, chosen the same
 way (``python -m bench.centring --choose``) and passed to :func:`predict_centred`.
 
 Positions are ``(row, column)`` of the ``(H, W)`` pixel grid; angles follow

@@ -98,7 +98,7 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=12, subsample="blur", canonicalize=True),
     ),
-    # gcnn_c8_canon with the served joint head (gcnn_c8_blur_pose's): the pose is read on the turned input and its
+    # gcnn_c8_canon with the joint head of gcnn_c8_blur_pose: the pose is read on the turned input and its
     # profile shifted back by the turn (model.orientation.shifted_profile).
     "gcnn_c8_canon_pose": (
         "GroupEquivariantCNN",
