@@ -326,8 +326,8 @@ class ModelInfo(BaseModel):
         default=None,
         description=(
             "How strongly the reading of an upload centred after it was turned leans towards upright (the von Mises "
-            "concentration of model.centring): the lean chosen for this network on the tuning set, or the served "
-            "default; null for a network that does not say how its input is turned."
+            "concentration of model.centring): the lean chosen for this network on the tuning set, or the default "
+            "(1, chosen so for gcnn_c8_pose); null for a network that does not say how its input is turned."
         ),
     )
     parameters: int | None

@@ -3,7 +3,7 @@
     python -m bench.profile train [--compile]    # torch.profiler table of gcnn_c8_pose training steps (batch 128)
     python -m bench.profile request              # one /classify request split into its stages, in process
 
-``train`` runs a few steps of the served G-CNN's training (the same loss as
+``train`` runs a few steps of ``gcnn_c8_pose``'s training (the same loss as
 ``python -m model.train``), prints the operators by self time, and with
 ``--compile`` also times eager against ``torch.compile`` steps. ``request``
 sends a 28x28 PNG through the ASGI app in process (no socket) 300 times and

@@ -245,15 +245,17 @@ def markdown_table(reports: dict[str, dict[str, Any]]) -> str:
 
 def kept_reports(path: Path, *, seed: int, test_digits: int) -> dict[str, dict[str, Any]]:
     """The reports already in ``path`` (none if it does not exist), refused unless they were made by the same
-    protocol: the same rotation seed and the same number of test digits."""
+    protocol: the same rotation seed and the same number of test digits. A model evaluated again under the same
+    name replaces its report."""
     if not path.exists():
         return {}
     reports: dict[str, dict[str, Any]] = json.loads(path.read_text())
     for name, report in reports.items():
-        if report["rotation_seed"] != seed or report["test_digits"] != test_digits:
+        made = report.get("rotation_seed"), report.get("test_digits")
+        if made != (seed, test_digits):
             raise SystemExit(
-                f"{path}: {name} was evaluated with rotation seed {report['rotation_seed']} on "
-                f"{report['test_digits']} digits, not seed {seed} on {test_digits}: evaluate it again instead"
+                f"{path}: {name} was evaluated with rotation seed {made[0]} on {made[1]} digits, not seed {seed} "
+                f"on {test_digits}: evaluate it again instead"
             )
     return reports
 
@@ -278,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         "--add",
         action="store_true",
         help="keep the reports of other models already in --out (made with the same seed and test digits) and "
-        "draw the plots from all: a new model is evaluated without evaluating the others again",
+        "draw the plots from all: a new model is evaluated without evaluating the others again (one of the same "
+        "name is replaced)",
     )
     args = parser.parse_args(argv)
     # the figures go where the numbers go: an evaluation of a run's card never overwrites the shipped ones

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The served pair trained from scratch on MNIST plus synthetic upright font digits (issue 18), in the
+# The pair served then (cnn_seed, gcnn_c8_pose) trained from scratch on MNIST plus synthetic upright font digits (issue 18), in the
 # architecture that won the equivariance probes (issue 19), with its MNIST-only reference, and their evaluation.
 #
 #   GCNN_DATA_DIR=../shared/data bash scripts/train_mixed.sh
@@ -12,7 +12,7 @@
 #    so REFERENCE is ${GCNN} without the pose head).
 # 3. The MNIST protocol (model.evaluate: upright, rotated, accuracy against the angle, orientation), the
 #    equivariance measurement (model.equivariance) and the comparison table on the test set (bench.candidates
-#    --test: worst 15° bin, invariance error, FLOPs, latency, against the served model and its two-copy orbit
+#    --test: worst 15° bin, invariance error, FLOPs, latency, against gcnn_c8_pose and its two-copy orbit
 #    average) of the new models; the shipped pair and the mixed pair side by side through the real service on
 #    the acceptance set (bench.acceptance).
 #

@@ -329,8 +329,8 @@
     if (!model.group) return `no built-in symmetry, trained on upright digits only${params}`;
     if (model.config && model.config.canonicalize)
       return (
-        `built for ${model.group}, and turns each digit to stand on its own axis first: its answer should not ` +
-        `change whatever the angle of the turn${params}`
+        `built for ${model.group}, and turns each digit to stand on its own axis first: its answer should hardly ` +
+        `change at any angle of the turn (exactly so for quarter turns)${params}`
       );
     return (
       `built for ${model.group}: its answer should not change when the digit turns by one of the group's ` +

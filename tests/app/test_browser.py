@@ -189,7 +189,7 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         assert set(upright) == set(SERVED_MODELS)
         assert upright == {CNN: 7, GCNN: 7}, f"a drawn 7 read as {upright}"
         # the served G-CNN turns each digit to its own axis first; its panel says what that promises
-        assert "whatever the angle" in page.inner_text(f'#predictions [data-model="{GCNN}"]')
+        assert "stand on its own axis" in page.inner_text(f'#predictions [data-model="{GCNN}"]')
         seen_upright = _seen_image(page)
         assert seen_upright.shape == (28, 28) and seen_upright.max() > 200  # light ink on black, like MNIST
         upright_degrees = _orientation(page, GCNN)

@@ -18,7 +18,7 @@ from PIL import Image
 
 from app.routers import site
 from app.settings import DEFAULT_WEIGHTS_DIR
-from model.centring import CENTRING_CONCENTRATION
+from model.centring import CARD_SECTION, chosen_lean
 from tests.served_models import CNN, GCNN, SERVED_MODELS
 
 PROBLEM = "application/problem+json"
@@ -145,7 +145,8 @@ def test_models_lists_cards_and_verified_checksums(client: TestClient) -> None:
         assert model["training"]["epochs"] == card["training"]["epochs"]
     assert models[0]["architecture"] == "BaselineCNN" and models[0]["group"] is None and models[0]["lean"] is None
     assert models[1]["architecture"] == "GroupEquivariantCNN" and models[1]["group"] == "C8"
-    assert models[1]["lean"] == CENTRING_CONCENTRATION  # the served network's card chooses none: the default
+    served = json.loads((DEFAULT_WEIGHTS_DIR / f"{GCNN}.json").read_text())
+    assert models[1]["lean"] == chosen_lean(served) == served[CARD_SECTION]["lean"]  # chosen on the tuning set
 
 
 def test_group_elements_with_angles_reflections_and_matrices(client: TestClient) -> None:

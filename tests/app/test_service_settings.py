@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 import app
 from app.settings import DEFAULT_WEIGHTS_DIR, Settings
+from tests.served_models import SERVED_MODELS
 
 
 def test_settings_come_from_gcnn_environment_variables(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -67,10 +68,10 @@ def test_any_set_of_shipped_models_can_be_served(make_client: Callable[..., Test
 
 
 def corrupted_weights(tmp_path: Path) -> Path:
-    for name in ("cnn_seed", "gcnn_c8_pose"):
+    for name in SERVED_MODELS:
         for suffix in (".json", ".safetensors"):
             shutil.copy(DEFAULT_WEIGHTS_DIR / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
-    weights = tmp_path / "gcnn_c8_pose.safetensors"
+    weights = tmp_path / f"{SERVED_MODELS[-1]}.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF  # one flipped bit pattern in the last tensor
     weights.write_bytes(bytes(data))
