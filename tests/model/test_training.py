@@ -222,5 +222,9 @@ def test_evaluation_with_add_keeps_the_other_models_and_refuses_another_protocol
     reports = json.loads(out.read_text())
     assert list(reports) == ["cnn_seed", "gcnn_c8_pose"] and reports["cnn_seed"] == first
     assert "orientation" in reports["gcnn_c8_pose"]
+    kept = out.read_bytes()
     with pytest.raises(SystemExit, match="evaluate it again"):  # 12 digits are not the protocol the 24 were read by
         evaluate_main([str(WEIGHTS / "cnn_seed.json"), "--limit", "12", "--device", "cpu", "--out", str(out), "--add"])
+    with pytest.raises(SystemExit, match="rotation seed 0"):  # nor are angles drawn with another seed
+        evaluate_main([str(WEIGHTS / "cnn_seed.json"), "--limit", "24", "--seed", "1", "--out", str(out), "--add"])
+    assert out.read_bytes() == kept  # a refused evaluation leaves the reports as they were
