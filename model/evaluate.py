@@ -292,16 +292,15 @@ def main(argv: list[str] | None = None) -> None:
     images, labels = load_mnist(train=False, root=args.data_dir)
     images, labels = images[: args.limit], labels[: args.limit]
     reports = kept_reports(args.out, seed=args.seed, test_digits=len(labels)) if args.add else {}
-    orientations = {name: report["orientation"] for name, report in reports.items() if "orientation" in report}
     for card_path in args.cards:
         model, card = load_checkpoint(card_path, device=args.device)
         report = evaluate(model, images, labels, seed=args.seed, device=args.device)
         if isinstance(model, GroupEquivariantCNN) and model.config.head == "joint":
             report["orientation"] = evaluate_orientation(model, images, labels, seed=args.seed, device=args.device)
-            orientations[card["name"]] = report["orientation"]
         reports[card["name"]] = report
         upright, rotated = 100 * report["upright_accuracy"], 100 * report["rotated_accuracy"]
         logger.info("%s: upright %.2f%%, rotated %.2f%%", card["name"], upright, rotated)
+    orientations = {name: report["orientation"] for name, report in reports.items() if "orientation" in report}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(reports, indent=2) + "\n")
     plot(reports, args.plot)
