@@ -6,7 +6,10 @@ Prints, for the first N MNIST test digits each turned by its own random angle as
 them (bilinear, the angles of ``model.evaluate``'s seed 0), how far the axis ``phi`` of the turned digit misses
 ``phi`` of the upright one plus the angle (modulo 180°): what canonicalising cannot undo. Then, for the first N
 training digits, the turn that stands each one's axis vertical: the angles at which a canonicalising network's
-convolutions see upright training digits.
+convolutions see upright training digits. Last, for the first N upright test digits, how far each digit's axis
+stands from the mean axis of its class (writers' slant): a turned digit whose shape shows nothing but its axis (a
+plain 1) cannot be told from an upright one written with more slant, so no reader that sees only the turned digit
+orients it better than that spread (docs/evaluation.md compares it with the joint head's error by digit).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from model.canonical import principal_angle, upright_turn
 from model.data import load_mnist
 from model.rotation import rotate_bilinear
 
-__all__ = ["axis_misses", "main", "turn_spread"]
+__all__ = ["axis_misses", "main", "slant_spread", "turn_spread"]
 
 
 def axis_misses(images: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -44,12 +47,25 @@ def turn_spread(images: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
     return spread
 
 
+def slant_spread(images: torch.Tensor, labels: torch.Tensor) -> dict[int, float]:
+    """Per digit, the median ``|phi - mean phi|`` in degrees over its images: how far the axes of upright digits of
+    one class stand from the class's mean axis (mean taken on the doubled angle, since an axis is defined mod 180)."""
+    doubled = torch.polar(torch.ones_like(phi := principal_angle(images)), torch.deg2rad(2 * phi))  # (N,) e^{2i phi}
+    spread = {}
+    for digit in labels.unique().tolist():
+        members = labels == digit
+        mean = torch.rad2deg(torch.angle(doubled[members].mean())) / 2
+        deviation = torch.remainder(phi[members] - mean + 90.0, 180.0) - 90.0
+        spread[digit] = float(deviation.abs().median())
+    return spread
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digits", type=int, default=2000, help="the first N test and training digits")
     parser.add_argument("--data-dir", default=None, help="MNIST root (default $GCNN_DATA_DIR or data/)")
     args = parser.parse_args(argv)
-    test, _ = load_mnist(train=False, root=args.data_dir)
+    test, test_labels = load_mnist(train=False, root=args.data_dir)
     missed = axis_misses(test[: args.digits])
     print(
         f"axis of {len(missed)} test digits turned by the protocol: off by a median {np.median(missed):.3f}°, "
@@ -62,6 +78,9 @@ def main(argv: list[str] | None = None) -> None:
         f"turn of {args.digits} training digits to their axis: median |turn| {spread['median']:.1f}°, "
         f"{100 * spread['beyond_45']:.1f}% beyond 45°, 99th percentile {spread['p99']:.0f}°; median by digit {by_digit}"
     )
+    slant = slant_spread(test[: args.digits], test_labels[: args.digits])
+    by_digit = ", ".join(f"{d}: {slant[d]:.1f}°" for d in sorted(slant))
+    print(f"axis of {args.digits} upright test digits from their class's mean axis: median by digit {by_digit}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.canonical_axis import axis_misses, turn_spread
+from bench.canonical_axis import axis_misses, slant_spread, turn_spread
 from tests.model.test_canonical import bar
 from tests.model.test_equivariance import blobs
 
@@ -21,3 +21,11 @@ def test_turn_spread_reads_the_turn_of_bars_and_sorts_it_by_digit() -> None:
     assert spread["median"] == pytest.approx(20.0, abs=0.1)
     assert spread["beyond_45"] == pytest.approx(0.25)
     assert spread["median_1"] == pytest.approx(5.0, abs=0.1) and spread["median_7"] == pytest.approx(45.0, abs=0.1)
+
+
+def test_slant_spread_is_the_median_distance_of_each_class_s_axes_from_their_mean_axis() -> None:
+    images = torch.cat([bar(d) for d in (80.0, 90.0, 100.0, -80.0, 0.0, 20.0, 40.0)])  # 1s about 90°, 7s about 20°
+    spread = slant_spread(images, torch.tensor([1, 1, 1, 1, 7, 7, 7]))
+    # axes 80, 90, 100, 100 (mod 180): circular mean 92.6, deviations 12.6, 2.6, 7.4, 7.4
+    assert spread[1] == pytest.approx(7.4, abs=0.2)
+    assert spread[7] == pytest.approx(20.0, abs=0.2)  # mean 20: deviations 20, 0, 20
