@@ -107,3 +107,11 @@ def test_fused_path_with_anti_aliased_pools_matches_the_reference_path(mode: str
         fused = model(x)
         reference = model.forward_head(model.layer_outputs(model.low_pass(x))[-1])
     assert (fused - reference).abs().max() <= 1e-4
+
+
+def test_blur_pool_gives_the_same_maps_with_and_without_autograd() -> None:
+    x = torch.randn(2, 6, 14, 14)
+    with torch.inference_mode():
+        inferred = blur_pool(x)  # max_2x2
+    trained = blur_pool(x.clone().requires_grad_(True))  # F.max_pool2d, for its faster backward
+    assert torch.equal(inferred, trained.detach())
