@@ -17,6 +17,9 @@ flagged ``ambiguous`` and the true digit is among its readings. A ``no-ink``
 Prints one table per model: accuracy and refusals per condition, upright and
 turned, with the totals, and how many turned 6s and 9s were read as each other
 and how many of those answers were flagged ambiguous; ``--json`` keeps every answer.
+Served models named ``<name>`` and ``<name>_seed<N>`` (one training command, several seeds, e.g. from
+``GCNN_WEIGHTS_DIR``) are also summarised together: every seed's value, the mean and the sample sd
+(:func:`seed_spread`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import http.client
 import json
 import logging
 import os
+import re
+import statistics
 import subprocess
 import sys
 import time
@@ -42,7 +47,7 @@ from typing import Any
 from bench.acceptance_set import generate
 from bench.loadtest import free_port
 
-__all__ = ["Answer", "evaluate", "main", "summarise"]
+__all__ = ["Answer", "evaluate", "main", "seed_spread", "summarise"]
 
 logger = logging.getLogger(__name__)
 HALF_TURN_PAIRS = {6: 9, 9: 6}
@@ -174,6 +179,42 @@ def _rates(answers: list[Answer]) -> dict[str, float | int]:
     }
 
 
+SPREAD_MEASURES = [  # (label, table key's tail, condition): accuracies in percent
+    ("upright", "prior none | upright", "all"),
+    ("turned", "prior none | turned", "all"),
+    ("low-resolution scan, upright", "prior none | upright", "low-resolution scan"),
+    ("low-resolution scan, turned", "prior none | turned", "low-resolution scan"),
+    ("upright, prior upright", "prior upright | upright", "all"),
+]
+
+
+def seed_spread(summary: dict[str, Any]) -> dict[str, dict[str, tuple[list[float], float, float]]]:
+    """For every model served beside its ``_seed<N>`` runs: per measure (:data:`SPREAD_MEASURES`, and the share of
+    turned 6/9 swaps flagged), ``(values in seed order, mean, sample sd)``; the bare name is seed 0."""
+    seeds: dict[str, dict[int, str]] = defaultdict(dict)
+    for model in summary["models"]:
+        match = re.fullmatch(r"(.+)_seed(\d+)", model)
+        base, seed = (match.group(1), int(match.group(2))) if match else (model, 0)
+        seeds[base][seed] = model
+    spread: dict[str, dict[str, tuple[list[float], float, float]]] = {}
+    for base, runs in seeds.items():
+        if len(runs) < 2:
+            continue
+        names = [runs[seed] for seed in sorted(runs)]
+        measures: dict[str, list[float]] = {
+            label: [100 * summary["table"][f"{name} | {key}"][condition]["accuracy"] for name in names]
+            for label, key, condition in SPREAD_MEASURES
+        }
+        swaps = [summary["half_turn_mistakes"][name] for name in names]
+        measures["turned 6/9 swaps flagged"] = [
+            100 * s["flagged"] / s["mistakes"] if s["mistakes"] else 100.0 for s in swaps
+        ]
+        spread[base] = {
+            label: (values, statistics.mean(values), statistics.stdev(values)) for label, values in measures.items()
+        }
+    return spread
+
+
 def markdown(summary: dict[str, Any], model: str, prior: str = "none") -> str:
     """The per-condition table of one model: accuracy upright / turned, refusals."""
     upright = summary["table"].get(f"{model} | prior {prior} | upright", {})
@@ -253,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{model}, turned 6s and 9s read as each other: {half_turn['mistakes']}, "
             f"flagged ambiguous with the true digit among the readings: {half_turn['flagged']}{share}"
         )
+    for base, measures in seed_spread(summary).items():
+        print(f"\n{base}: seeds summarised together (the bare name is seed 0)")
+        for label, (values, mean, sd) in measures.items():
+            print(f"  {label:<32} {' '.join(f'{v:6.2f}' for v in values)}        mean {mean:.2f} sd {sd:.2f}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"summary": summary, "answers": [vars(a) for a in answers]}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.acceptance import Answer, evaluate, summarise
+from bench.acceptance import Answer, evaluate, seed_spread, summarise
 from bench.acceptance_set import available_fonts, generate
 from tests.served_models import GCNN as SERVED_GCNN
 from tests.service_process import ROOT, running_service
@@ -83,3 +83,25 @@ def test_summary_counts_turned_six_nine_swaps_and_how_many_were_flagged() -> Non
     summary = summarise(answers)
     assert summary["half_turn_mistakes"] == {"m": {"mistakes": 2, "flagged": 1}}
     assert summary["table"]["m | prior none | turned"]["all"]["accuracy"] == 2 / 4
+
+
+def test_seed_spread_summarises_a_model_beside_its_seed_runs_and_leaves_single_models_alone() -> None:
+    def answers(model: str, right_upright: int, swaps_flagged: int) -> list[Answer]:
+        made = []
+        for prior, turned in (("none", False), ("none", True), ("upright", False)):
+            for condition in ("clean", "low-resolution scan"):
+                for index in range(2):
+                    said = 1 if turned or index < right_upright else 7
+                    made.append(Answer("x.png", 1, condition, turned, prior, model, 200, said, False, [said]))
+        for index in range(2):  # two turned 6s read as 9s, the first ``swaps_flagged`` flagged with the 6
+            flagged = index < swaps_flagged
+            made.append(Answer("s.png", 6, "clean", True, "none", model, 200, 9, flagged, [9, 6] if flagged else [9]))
+        return made
+
+    summary = summarise(answers("m", 2, 2) + answers("m_seed1", 1, 1) + answers("m_seed2", 2, 0) + answers("n", 2, 2))
+    spread = seed_spread(summary)
+    assert list(spread) == ["m"]  # "n" has no seed runs
+    values, mean, sd = spread["m"]["upright"]
+    assert values == [100.0, 50.0, 100.0] and mean == pytest.approx(250 / 3) and sd == pytest.approx(28.8675, abs=1e-3)
+    assert spread["m"]["turned 6/9 swaps flagged"][0] == [100.0, 50.0, 0.0]
+    assert spread["m"]["low-resolution scan, upright"][0] == [100.0, 50.0, 100.0]
