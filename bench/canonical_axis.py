@@ -10,20 +10,30 @@ convolutions see upright training digits. Last, for the first N upright test dig
 stands from the mean axis of its class (writers' slant): a turned digit whose shape shows nothing but its axis (a
 plain 1) cannot be told from an upright one written with more slant, so no reader that sees only the turned digit
 orients it better than that spread (docs/evaluation.md compares it with the joint head's error by digit).
+
+    python -m bench.canonical_axis --digits 10000 --cards weights/gcnn_c8_pose.json weights/gcnn_c8_canon_pose.json
+
+With ``--cards``, also each model's mistakes on the first N upright test digits, sorted by how far the digit's own
+axis turns it (:data:`TURN_BINS`): whether a canonicalising network's upright mistakes come with the turn.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from model.canonical import principal_angle, upright_turn
+from model.checkpoint import load_checkpoint
 from model.data import load_mnist
 from model.rotation import rotate_bilinear
 
-__all__ = ["axis_misses", "main", "slant_spread", "turn_spread"]
+__all__ = ["TURN_BINS", "axis_misses", "main", "mistakes_by_turn", "slant_spread", "turn_spread"]
+
+TURN_BINS = (0.0, 5.0, 15.0, 30.0, 60.0, 90.0)  # edges, degrees of |turn| to the axis
 
 
 def axis_misses(images: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -60,10 +70,25 @@ def slant_spread(images: torch.Tensor, labels: torch.Tensor) -> dict[int, float]
     return spread
 
 
+def mistakes_by_turn(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> list[tuple[int, int]]:
+    """``(digits, mistakes)`` of ``model``'s answers (argmax of its logits) per :data:`TURN_BINS` bin of the
+    images' ``|upright_turn|``."""
+    turns = upright_turn(images).abs()  # (N,)
+    with torch.inference_mode():
+        answers = torch.cat([model(batch).argmax(dim=1) for batch in images.split(500)])
+    wrong = answers != labels
+    counts = []
+    for low, high in itertools.pairwise(TURN_BINS):
+        members = (turns >= low) & ((turns < high) if high < TURN_BINS[-1] else (turns <= high))
+        counts.append((int(members.sum()), int((wrong & members).sum())))
+    return counts
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--digits", type=int, default=2000, help="the first N test and training digits")
     parser.add_argument("--data-dir", default=None, help="MNIST root (default $GCNN_DATA_DIR or data/)")
+    parser.add_argument("--cards", nargs="*", type=Path, default=[], help="models whose mistakes to sort by the turn")
     args = parser.parse_args(argv)
     test, test_labels = load_mnist(train=False, root=args.data_dir)
     missed = axis_misses(test[: args.digits])
@@ -81,6 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     slant = slant_spread(test[: args.digits], test_labels[: args.digits])
     by_digit = ", ".join(f"{d}: {slant[d]:.1f}°" for d in sorted(slant))
     print(f"axis of {args.digits} upright test digits from their class's mean axis: median by digit {by_digit}")
+    for card in args.cards:
+        model, _ = load_checkpoint(card)
+        counts = mistakes_by_turn(model, test[: args.digits], test_labels[: args.digits])
+        cells = ", ".join(
+            f"{low:g}-{high:g}°: {wrong} of {total} ({100 * wrong / max(total, 1):.2f}%)"
+            for (low, high), (total, wrong) in zip(itertools.pairwise(TURN_BINS), counts, strict=True)
+        )
+        print(f"{card.stem}, upright mistakes by |turn| to the axis: {cells}")
 
 
 if __name__ == "__main__":

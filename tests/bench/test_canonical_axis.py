@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.canonical_axis import axis_misses, slant_spread, turn_spread
+from bench.canonical_axis import axis_misses, mistakes_by_turn, slant_spread, turn_spread
 from tests.model.test_canonical import bar
 from tests.model.test_equivariance import blobs
 
@@ -29,3 +29,14 @@ def test_slant_spread_is_the_median_distance_of_each_class_s_axes_from_their_mea
     # axes 80, 90, 100, 100 (mod 180): circular mean 92.6, deviations 12.6, 2.6, 7.4, 7.4
     assert spread[1] == pytest.approx(7.4, abs=0.2)
     assert spread[7] == pytest.approx(20.0, abs=0.2)  # mean 20: deviations 20, 0, 20
+
+
+class _AlwaysOne(torch.nn.Module):
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(torch.ones(len(images), dtype=torch.long), 10).float()
+
+
+def test_mistakes_by_turn_counts_each_bin_s_digits_and_wrong_answers() -> None:
+    images = torch.cat([bar(d) for d in (90.0, 88.0, 80.0, 40.0, -10.0)])  # turns 0, 2, 10, 50, 80
+    counts = mistakes_by_turn(_AlwaysOne(), images, torch.tensor([1, 7, 1, 7, 7]))
+    assert counts == [(2, 1), (1, 0), (0, 0), (1, 1), (1, 1)]  # bins 0-5, 5-15, 15-30, 30-60, 60-90
