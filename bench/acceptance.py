@@ -46,6 +46,7 @@ from typing import Any
 
 from bench.acceptance_set import generate
 from bench.loadtest import free_port
+from model.spread import spread_line
 
 __all__ = ["Answer", "evaluate", "main", "seed_spread", "summarise"]
 
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     for base, measures in seed_spread(summary).items():
         print(f"\n{base}: seeds summarised together (the bare name is seed 0)")
         for label, (values, mean, sd) in measures.items():
-            print(f"  {label:<32} {' '.join(f'{v:6.2f}' for v in values)}        mean {mean:.2f} sd {sd:.2f}")
+            print(spread_line(label, values, mean, sd))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"summary": summary, "answers": [vars(a) for a in answers]}

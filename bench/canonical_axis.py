@@ -29,6 +29,7 @@ import torch
 from model.canonical import principal_angle, upright_turn
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
+from model.evaluate import predict
 from model.rotation import rotate_bilinear
 
 __all__ = ["TURN_BINS", "axis_misses", "main", "mistakes_by_turn", "slant_spread", "turn_spread"]
@@ -75,8 +76,7 @@ def mistakes_by_turn(model: torch.nn.Module, images: torch.Tensor, labels: torch
     images' ``|upright_turn|``."""
     turns = upright_turn(images).abs()  # (N,)
     with torch.inference_mode():
-        answers = torch.cat([model(batch).argmax(dim=1) for batch in images.split(500)])
-    wrong = answers != labels
+        wrong = predict(model, images) != labels
     counts = []
     for low, high in itertools.pairwise(TURN_BINS):
         members = (turns >= low) & ((turns < high) if high < TURN_BINS[-1] else (turns <= high))

@@ -20,7 +20,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MEASURES", "main", "spread"]
+__all__ = ["MEASURES", "main", "spread", "spread_line"]
 
 # (key in the metrics, label, scale): accuracies and shares in percent
 MEASURES = [
@@ -55,6 +55,12 @@ def spread(runs: Path, name: str, weights: Path = Path("weights")) -> dict[str, 
     return summary
 
 
+def spread_line(label: str, values: list[float], mean: float, sd: float | None) -> str:
+    """One measure's line as :func:`main` prints it: the label, every seed's value, the mean and the sd."""
+    shown = " ".join(f"{v:.2f}" for v in values)
+    return f"  {label:32s} {shown:24s} mean {mean:.2f}" + (f" sd {sd:.2f}" if sd is not None else "")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", type=Path, help="folder of the seed runs (scripts/seed_variation.sh: runs/seeds)")
@@ -66,9 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name}: seeds {summary['seeds']}")
         for key, label, _ in MEASURES:
             if key in summary:
-                values, mean, sd = summary[key]
-                shown = " ".join(f"{v:.2f}" for v in values)
-                print(f"  {label:32s} {shown:24s} mean {mean:.2f}" + (f" sd {sd:.2f}" if sd is not None else ""))
+                print(spread_line(label, *summary[key]))
         if "six_nine_flagged" in summary:
             pairs = summary["six_nine_flagged"]
             shown = " ".join(f"{f}/{m}" for f, m in pairs)
