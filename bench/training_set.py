@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFont
+from PIL import Image, ImageChops, ImageFilter, ImageFont, ImageOps
 from safetensors import safe_open
 from safetensors.numpy import save
 
@@ -76,6 +76,9 @@ MAX_REDRAWS = 20
 MIN_AGREEMENT = 0.5  # measured: a digit the service found scores >= 0.53, one it lost mostly < 0.45
 ASPECT = (0.75, 1.33)  # width multiplied by this range (log-uniform): condensed to extended
 ELASTIC = 0.05  # largest elastic displacement, as a share of the glyph's larger side
+HOLLOW = 0.1  # default share of glyphs drawn hollow (outline or bubble lettering)
+HOLLOW_BOLDEN = (3, 10)  # px the strokes are thickened by before the inside is taken out (160 px drawing)
+HOLLOW_LINE = (2, 5)  # px: width of the outline that is left (160 px drawing)
 _ELASTIC_GRID = 5  # control points per side of the smooth random displacement field
 
 # (Debian package, file under /usr/share, style). One or a few faces per design, chosen to differ:
@@ -205,6 +208,24 @@ def distort(rng: np.random.Generator, mask: Image.Image) -> Image.Image:
     return _elastic(mask, rng, rng.uniform(0, ELASTIC) * max(mask.size))
 
 
+def hollow(rng: np.random.Generator, mask: Image.Image) -> Image.Image:
+    """The glyph drawn as its own outline, as outline or bubble lettering draws a digit: strokes thickened
+    by :data:`HOLLOW_BOLDEN`, then everything but a line of :data:`HOLLOW_LINE` along the edge taken out
+    (both scaled from a 160 px drawing to the mask's height). A stroke too thin to hold an inside stays solid."""
+    scale = mask.height / 160
+    bolden = max(1, round(scale * rng.integers(HOLLOW_BOLDEN[0], HOLLOW_BOLDEN[1] + 1)))
+    line = max(1, round(scale * rng.integers(HOLLOW_LINE[0], HOLLOW_LINE[1] + 1)))
+    outer = ImageOps.expand(mask, bolden + 1, fill=0)
+    for _ in range(bolden):
+        outer = outer.filter(ImageFilter.MaxFilter(3))
+    inner = outer
+    for _ in range(line):
+        inner = inner.filter(ImageFilter.MinFilter(3))
+    outline = ImageChops.subtract(outer, inner)
+    box = outline.getbbox()
+    return outline.crop(box) if box is not None else mask
+
+
 def _elastic(mask: Image.Image, rng: np.random.Generator, amplitude: float) -> Image.Image:
     """``mask`` resampled along a smooth random displacement field of at most ``amplitude`` px."""
     margin = math.ceil(amplitude) + 1
@@ -246,13 +267,19 @@ class Picture:
 
     data: bytes
     ink: Image.Image
+    hollow: bool = False
 
 
-def render(rng: np.random.Generator, digit: int, font: Path, capture: Capture) -> Picture:
-    """One upright picture of ``digit`` in ``font`` under ``capture``."""
+def render(rng: np.random.Generator, digit: int, font: Path, capture: Capture, hollow_share: float = 0.0) -> Picture:
+    """One upright picture of ``digit`` in ``font`` under ``capture``, drawn :func:`hollow` with probability
+    ``hollow_share`` (0 draws no random number for it, so older sets are made again image for image)."""
     full_size, size = canvas(rng, capture)
-    mask = distort(rng, pen(rng, digit, font, capture))
-    return Picture(encode(photograph(rng, mask, capture, full_size, size), capture.jpeg), mask)
+    mask = pen(rng, digit, font, capture)
+    drawn_hollow = hollow_share > 0 and rng.uniform() < hollow_share
+    if drawn_hollow:
+        mask = hollow(rng, mask)
+    mask = distort(rng, mask)
+    return Picture(encode(photograph(rng, mask, capture, full_size, size), capture.jpeg), mask, drawn_hollow)
 
 
 def agreement(pixels: np.ndarray, ink: Image.Image) -> float:
@@ -263,8 +290,9 @@ def agreement(pixels: np.ndarray, ink: Image.Image) -> float:
     return float(np.corrcoef(pixels.ravel(), reference.ravel())[0, 1])
 
 
-def _make(job: tuple[int, int, str, int], seed: int) -> tuple[int, np.ndarray, Counter[str]]:
-    """``(index, 28x28 uint8 input, pictures redrawn by cause)`` for one ``(index, digit, font, condition)`` job.
+def _make(job: tuple[int, int, str, int], seed: int, hollow_share: float) -> tuple[int, np.ndarray, Counter[str], bool]:
+    """``(index, 28x28 uint8 input, pictures redrawn by cause, drawn hollow)`` for one
+    ``(index, digit, font, condition)`` job.
 
     A picture is drawn again (from the same generator) when the service would refuse it as blank
     (``no-ink``) or its preprocessing lost the digit (:func:`agreement` under :data:`MIN_AGREEMENT`:
@@ -274,7 +302,7 @@ def _make(job: tuple[int, int, str, int], seed: int) -> tuple[int, np.ndarray, C
     rng = np.random.default_rng([seed, index])
     redrawn: Counter[str] = Counter()
     for _ in range(MAX_REDRAWS):
-        picture = render(rng, digit, Path(font), CONDITIONS[condition])
+        picture = render(rng, digit, Path(font), CONDITIONS[condition], hollow_share)
         try:
             pixels = model_input(picture.data, MAX_PIXELS, PreprocessMode.AUTO)  # (28, 28) float32 in [0, 1]
         except NoInkError:
@@ -283,7 +311,7 @@ def _make(job: tuple[int, int, str, int], seed: int) -> tuple[int, np.ndarray, C
         if agreement(pixels, picture.ink) < MIN_AGREEMENT:
             redrawn["digit lost"] += 1
             continue
-        return index, np.rint(pixels * 255.0).astype(np.uint8), redrawn
+        return index, np.rint(pixels * 255.0).astype(np.uint8), redrawn, picture.hollow
     raise RuntimeError(f"image {index}: {MAX_REDRAWS} pictures in a row lost their digit in preprocessing")
 
 
@@ -298,33 +326,40 @@ def plan(count: int, fonts: int) -> list[tuple[int, int, int, int]]:
     return jobs
 
 
-def generate(out: Path, *, count: int = 30_000, seed: int = 0, workers: int = 2) -> dict[str, str]:
-    """Write ``count`` images to the safetensors file ``out``; returns its metadata."""
+def generate(
+    out: Path, *, count: int = 30_000, seed: int = 0, workers: int = 2, hollow_share: float = HOLLOW
+) -> dict[str, str]:
+    """Write ``count`` images to the safetensors file ``out``, a share ``hollow_share`` of them drawn
+    :func:`hollow`; returns its metadata."""
     faces = available_fonts()
     if not faces:
         raise RuntimeError(f"none of the fonts of bench.training_set.FONTS is under {SHARE}")
     check_disjoint(faces)
     jobs = plan(count, len(faces))
     images = np.zeros((count, 28, 28), dtype=np.uint8)
+    drawn_hollow = np.zeros(count, dtype=np.uint8)
     redrawn: dict[str, Counter[str]] = {capture.name: Counter() for capture in CONDITIONS}
-    make = functools.partial(_make, seed=seed)
+    make = functools.partial(_make, seed=seed, hollow_share=hollow_share)
     work = [(index, digit, str(faces[font].path), condition) for index, digit, font, condition in jobs]
     started = time.perf_counter()
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for done, (index, pixels, redraws) in enumerate(pool.imap_unordered(make, work, chunksize=32), start=1):
-            images[index] = pixels
+        for done, (index, pixels, redraws, was_hollow) in enumerate(
+            pool.imap_unordered(make, work, chunksize=32), start=1
+        ):
+            images[index], drawn_hollow[index] = pixels, was_hollow
             redrawn[CONDITIONS[jobs[index][3]].name].update(redraws)
             if done % 2000 == 0:
                 logger.info("%d/%d images, %.0f images/s", done, count, done / (time.perf_counter() - started))
     elapsed = time.perf_counter() - started
     labels = np.array([digit for _, digit, _, _ in jobs], dtype=np.int64)
-    metadata = _metadata(seed, count, faces, jobs, redrawn)
+    metadata = _metadata(seed, count, faces, jobs, redrawn, hollow_share)
     out.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, np.ndarray] = {
         "images": images,
         "labels": labels,
         "font_index": np.array([font for _, _, font, _ in jobs], dtype=np.int64),
         "condition_index": np.array([condition for _, _, _, condition in jobs], dtype=np.int64),
+        "hollow": drawn_hollow,
     }
     out.write_bytes(_canonical(save(tensors, metadata=metadata)))
     logger.info(
@@ -335,7 +370,12 @@ def generate(out: Path, *, count: int = 30_000, seed: int = 0, workers: int = 2)
 
 
 def _metadata(
-    seed: int, count: int, faces: list[Face], jobs: list[tuple[int, int, int, int]], redrawn: dict[str, Counter[str]]
+    seed: int,
+    count: int,
+    faces: list[Face],
+    jobs: list[tuple[int, int, int, int]],
+    redrawn: dict[str, Counter[str]],
+    hollow_share: float,
 ) -> dict[str, str]:
     fonts = [{"package": f.package, "file": f.path.name, "family": f.family, "style": f.style} for f in faces]
     return {
@@ -343,6 +383,7 @@ def _metadata(
         "generator": "bench.training_set",
         "seed": str(seed),
         "count": str(count),
+        "hollow_share": str(hollow_share),
         "fonts": json.dumps(fonts),
         "conditions": json.dumps([c.name for c in CONDITIONS]),
         "per_digit": json.dumps(dict(sorted(Counter(str(digit) for _, digit, _, _ in jobs).items()))),
@@ -364,6 +405,7 @@ def describe(path: Path) -> str:
     """A table of a written set: images and pictures redrawn per condition, faces, seed and SHA-256."""
     with safe_open(str(path), framework="numpy") as stream:
         metadata, conditions = stream.metadata(), stream.get_tensor("condition_index")
+        drawn_hollow = int(stream.get_tensor("hollow").sum()) if "hollow" in stream.keys() else 0  # noqa: SIM118 (no __contains__)
     names, redrawn = json.loads(metadata["conditions"]), json.loads(metadata["redrawn"])
     fonts = json.loads(metadata["fonts"])
     with path.open("rb") as binary:
@@ -373,6 +415,7 @@ def describe(path: Path) -> str:
         f"{len(fonts)} faces ({sum(f['style'] == 'handwriting' for f in fonts)} handwriting-like) from "
         f"{len({f['package'] for f in fonts})} packages; images per face {min(json.loads(metadata['per_font']))}"
         f"-{max(json.loads(metadata['per_font']))}",
+        f"drawn hollow: {drawn_hollow} images (share asked {metadata.get('hollow_share', '0')})",
         f"{'condition':<24} {'images':>6} {'redrawn':>8}  share of pictures drawn  causes",
     ]
     for index, name in enumerate(names):
@@ -388,15 +431,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=30_000, help="images (balanced over digits and faces)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (the images do not depend on it)")
+    parser.add_argument(
+        "--hollow", type=float, default=HOLLOW, help="share of glyphs drawn as outlines (0 makes the sets of before)"
+    )
     parser.add_argument("--describe", action="store_true", help="print what the file --out holds; make nothing")
     args = parser.parse_args(argv)
     if args.count < 1 or args.workers < 1:
         parser.error("--count and --workers must be at least 1")
+    if not 0.0 <= args.hollow <= 1.0:
+        parser.error("--hollow is a share between 0 and 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.describe:
         print(describe(args.out))  # the CLI's output
         return
-    generate(args.out, count=args.count, seed=args.seed, workers=args.workers)
+    generate(args.out, count=args.count, seed=args.seed, workers=args.workers, hollow_share=args.hollow)
 
 
 if __name__ == "__main__":

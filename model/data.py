@@ -87,6 +87,7 @@ class SyntheticDigits:
             "generator": self.metadata.get("generator"),
             "fonts": [font["file"] for font in self.metadata.get("fonts", [])],
             "conditions": self.metadata.get("conditions"),
+            "hollow_share": self.metadata.get("hollow_share", 0.0),  # glyphs drawn as outlines (older sets: none)
         }
 
 

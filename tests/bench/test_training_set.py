@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
@@ -90,6 +90,38 @@ def test_the_file_is_balanced_and_says_what_it_holds(small_set: Path, faces: lis
     # the service's input, light ink on black: every image peaks at full brightness, its corners are black
     assert (tensors["images"].reshape(200, -1).max(axis=1) == 255).all()
     assert (tensors["images"][:, [0, 0, -1, -1], [0, -1, 0, -1]] == 0).all()
+
+
+def test_a_share_of_the_glyphs_is_drawn_hollow(small_set: Path) -> None:
+    tensors = load_file(str(small_set))
+    with safe_open(str(small_set), framework="np") as stream:
+        assert float(stream.metadata()["hollow_share"]) == training_set.HOLLOW
+    assert tensors["hollow"].shape == (200,) and set(np.unique(tensors["hollow"]).tolist()) == {0, 1}
+    assert 5 <= int(tensors["hollow"].sum()) <= 40  # 200 draws at a share of 0.1
+
+
+def test_a_hollow_glyph_keeps_its_outline_and_loses_its_inside(faces: list[training_set.Face]) -> None:
+    """Outline lettering: the hollow glyph covers the digit's (thickened) footprint, but the middle of its
+    strokes, where a solid glyph has its ink, is paper."""
+    bold = next(face.path for face in faces if face.path.name == "Roboto-Black.ttf")
+    solid = glyph(1, bold, 160, 0)
+    outline = training_set.hollow(np.random.default_rng(0), solid)
+    ink = np.asarray(outline) > 127
+    assert outline.width > solid.width and outline.height > solid.height  # thickened before it was hollowed
+    stroke_middle = np.asarray(solid.filter(ImageFilter.MinFilter(9))) > 127  # solid ink 4 px inside its edge
+    margin = (outline.width - solid.width) // 2, (outline.height - solid.height) // 2
+    inside = ink[margin[1] : margin[1] + solid.height, margin[0] : margin[0] + solid.width][stroke_middle]
+    assert stroke_middle.sum() > 1000 and inside.mean() < 0.05
+    assert ink.mean() < (np.asarray(solid) > 127).mean()
+
+
+def test_a_share_of_zero_draws_the_same_pictures_as_before_hollow_glyphs(faces: list[training_set.Face]) -> None:
+    capture, face = training_set.CONDITIONS[0], faces[0].path
+    before = training_set.render(np.random.default_rng([0, 1]), 3, face, capture)
+    again = training_set.render(np.random.default_rng([0, 1]), 3, face, capture, hollow_share=0.0)
+    hollow = training_set.render(np.random.default_rng([0, 1]), 3, face, capture, hollow_share=1.0)
+    assert before.data == again.data and not again.hollow
+    assert hollow.hollow and hollow.data != before.data
 
 
 def principal_axis(image: np.ndarray) -> tuple[float, float]:

@@ -121,6 +121,7 @@ def test_the_card_records_the_synthetic_mix(synthetic_file: Path, tmp_path: Path
     assert data["synthetic"]["sha256"] == hashlib.sha256(synthetic_file.read_bytes()).hexdigest()
     assert data["synthetic"]["seed"] == 5 and data["synthetic"]["count"] == 20 and data["synthetic"]["digits"] == 20
     assert len(data["synthetic"]["fonts"]) >= 30 and "TomsonTalks.ttf" in data["synthetic"]["fonts"]
+    assert data["synthetic"]["hollow_share"] == 0.1  # bench.training_set.HOLLOW, the default share
     assert data["mnist"] == {"digits": 48, "held_out_for_validation": 100}
     assert data["mix"]["mnist"] == 48 and data["mix"]["synthetic"] == 20 and data["mix"]["synthetic_share"] == 0.2941
     assert "MNIST only" in data["mix"]["how"] and training["train_digits"] == 68
