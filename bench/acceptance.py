@@ -16,7 +16,8 @@ flagged ``ambiguous`` and the true digit is among its readings. A ``no-ink``
 
 Prints one table per model: accuracy and refusals per condition, upright and
 turned, with the totals, and how many turned 6s and 9s were read as each other
-and how many of those answers were flagged ambiguous; ``--json`` keeps every answer.
+and how many of those answers were flagged ambiguous, then one table of every face (upright / turned
+per model: which styles a model reads worst); ``--json`` keeps every answer.
 Served models named ``<name>`` and ``<name>_seed<N>`` (one training command, several seeds, e.g. from
 ``GCNN_WEIGHTS_DIR``) are also summarised together: every seed's value, the mean and the sample sd
 (:func:`seed_spread`).
@@ -40,7 +41,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,7 @@ class Answer:
     answer: int | None = None
     ambiguous: bool = False
     readings: list[int] = field(default_factory=list)
+    font: str = ""  # the face it was drawn with (labels.csv)
 
     @property
     def refused(self) -> bool:
@@ -109,19 +111,21 @@ def _post(base: str, path: str, data: bytes, filename: str) -> tuple[int, dict[s
 
 def _classify(base: str, folder: Path, row: dict[str, str], prior: str) -> list[Answer]:
     status, body = _post(base, f"/classify?orientation_prior={prior}", (folder / row["file"]).read_bytes(), row["file"])
-    common = {
-        "file": row["file"],
-        "digit": int(row["digit"]),
-        "condition": row["condition"],
-        "turned": row["turned"] == "1",
-        "prior": prior,
-        "status": status,
-    }
+    refused = Answer(
+        file=row["file"],
+        digit=int(row["digit"]),
+        condition=row["condition"],
+        turned=row["turned"] == "1",
+        prior=prior,
+        model="*",  # a non-200 answer is every model's
+        status=status,
+        font=row.get("font", ""),
+    )
     if status != 200:
-        return [Answer(**common, model="*")]
+        return [refused]
     return [
-        Answer(
-            **common,
+        replace(
+            refused,
             model=p["model"],
             answer=p["digit"],
             ambiguous=p.get("ambiguous", False),
@@ -160,9 +164,32 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
     return {
         "models": models,
         "table": table,
+        "by_face": _by_face(answers, models),
         "half_turn_mistakes": half_turn,
         "errors": sum(1 for a in refusals if not a.refused),
     }
+
+
+def _by_face(answers: list[Answer], models: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per model and face (``orientation_prior=none``): the accuracy on its upright and on its turned digits.
+    A refusal counts against every model, as in the table by condition."""
+    faces = sorted({a.font for a in answers if a.font})
+    result: dict[str, dict[str, dict[str, float]]] = {}
+    for model in models:
+        result[model] = {}
+        for face in faces:
+            mine = [a for a in answers if a.font == face and a.prior == "none" and a.model in (model, "*")]
+            if not any(a.model == model for a in mine):
+                continue
+            result[model][face] = {
+                orientation: sum(a.right for a in group) / len(group)
+                for orientation, group in (
+                    ("upright", [a for a in mine if not a.turned]),
+                    ("turned", [a for a in mine if a.turned]),
+                )
+                if group
+            }
+    return result
 
 
 def _half_turn_mistakes(answers: list[Answer]) -> dict[str, int]:
@@ -227,6 +254,21 @@ def markdown(summary: dict[str, Any], model: str, prior: str = "none") -> str:
         rows.append(
             f"| {name} | {100 * u['accuracy']:.1f}% | {100 * t['accuracy']:.1f}% | {u['refused'] + t['refused']} |"
         )
+    return "\n".join(rows)
+
+
+def faces_markdown(summary: dict[str, Any]) -> str:
+    """Every face of the set, one row each: each model's accuracy upright / turned (``orientation_prior=none``)."""
+    models = summary["models"]
+    faces = sorted({face for model in models for face in summary["by_face"].get(model, {})})
+    rows = ["| face | " + " | ".join(f"{model} upright / turned" for model in models) + " |"]
+    rows.append("|---|" + "---|" * len(models))
+    for face in faces:
+        cells = []
+        for model in models:
+            rates = summary["by_face"][model].get(face, {})
+            cells.append(" / ".join(f"{100 * rates[o]:.1f}%" if o in rates else "-" for o in ("upright", "turned")))
+        rows.append(f"| {face} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 
@@ -295,6 +337,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{model}, turned 6s and 9s read as each other: {half_turn['mistakes']}, "
             f"flagged ambiguous with the true digit among the readings: {half_turn['flagged']}{share}"
         )
+    if any(summary["by_face"].values()):
+        print(f"\nBy face, orientation_prior=none:\n{faces_markdown(summary)}")
     for base, measures in seed_spread(summary).items():
         print(f"\n{base}: seeds summarised together (the bare name is seed 0)")
         for label, (values, mean, sd) in measures.items():

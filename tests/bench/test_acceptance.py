@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.acceptance import Answer, evaluate, seed_spread, summarise
+from bench.acceptance import Answer, evaluate, faces_markdown, seed_spread, summarise
 from bench.acceptance_set import available_fonts, generate
 from tests.served_models import GCNN as SERVED_GCNN
 from tests.service_process import ROOT, running_service
@@ -83,6 +83,22 @@ def test_summary_counts_turned_six_nine_swaps_and_how_many_were_flagged() -> Non
     summary = summarise(answers)
     assert summary["half_turn_mistakes"] == {"m": {"mistakes": 2, "flagged": 1}}
     assert summary["table"]["m | prior none | turned"]["all"]["accuracy"] == 2 / 4
+
+
+def test_summary_reads_each_face_upright_and_turned_and_counts_a_refusal_against_every_model() -> None:
+    def answer(face: str, said: int | None, *, turned: bool = False, model: str = "m", status: int = 200) -> Answer:
+        return Answer("x.png", 4, "clean", turned, "none", model, status, said, False, [], font=face)
+
+    answers = [
+        answer("Hollow", 4), answer("Hollow", 8), answer("Hollow", 4, turned=True),
+        answer("Plain", 4), answer("Plain", None, model="*", status=422),  # a refusal, counted against every model
+        answer("Plain", 4, model="n"), Answer("x.png", 4, "clean", False, "upright", "m", 200, 8, font="Plain"),
+    ]  # fmt: skip
+    by_face = summarise(answers)["by_face"]
+    assert by_face["m"] == {"Hollow": {"upright": 0.5, "turned": 1.0}, "Plain": {"upright": 0.5}}  # prior none only
+    assert by_face["n"] == {"Plain": {"upright": 0.5}}
+    table = faces_markdown(summarise(answers))
+    assert "| Hollow | 50.0% / 100.0% | - / - |" in table and "| Plain | 50.0% / - | 50.0% / - |" in table
 
 
 def test_seed_spread_summarises_a_model_beside_its_seed_runs_and_leaves_single_models_alone() -> None:
