@@ -6,7 +6,8 @@
 Every image is one digit drawn with a face of :data:`FONTS` (Debian packages
 that issue 18 allows for training, installed by ``scripts/install_system_deps.sh``;
 never a face of :mod:`bench.acceptance_set`, which stays evaluation-only, nor the
-same design under another name), strokes thinned or thickened, squeezed or
+same design under another name), strokes thinned or thickened, a share of the
+glyphs drawn hollow as outline lettering (:func:`hollow`, ``--hollow``), squeezed or
 stretched sideways and elastically distorted, then captured under one of
 :data:`CONDITIONS` by :mod:`bench.capture` (the acceptance set's simulation:
 scale and position, paper and ink levels, coloured pens, texture, ruled and
@@ -27,7 +28,8 @@ records how many were, per condition.
 
 Output: one safetensors file with ``images`` ``(N, 28, 28)`` uint8 (ink bright,
 like MNIST), ``labels`` ``(N,)`` int64, ``font_index`` and ``condition_index``
-``(N,)`` int64, and metadata (JSON strings): ``seed``, ``count``, ``fonts``,
+``(N,)`` int64, ``hollow`` ``(N,)`` uint8 (1 where the glyph was drawn hollow), and
+metadata (JSON strings): ``seed``, ``count``, ``hollow_share``, ``fonts``,
 ``conditions``, ``per_digit``, ``per_font``, ``redrawn``. Read it with
 :func:`model.data.load_synthetic`; ``python -m model.train --synthetic PATH``
 trains on it mixed with MNIST.
