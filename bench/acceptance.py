@@ -37,7 +37,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -165,6 +165,7 @@ def summarise(answers: list[Answer]) -> dict[str, Any]:
         "models": models,
         "table": table,
         "by_face": _by_face(answers, models),
+        "misses_by_face": _misses_by_face(answers, models),
         "half_turn_mistakes": half_turn,
         "errors": sum(1 for a in refusals if not a.refused),
     }
@@ -190,6 +191,25 @@ def _by_face(answers: list[Answer], models: list[str]) -> dict[str, dict[str, di
                 if group
             }
     return result
+
+
+def _misses_by_face(answers: list[Answer], models: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+    """Per model and orientation (``orientation_prior=none``): how many of its wrong answers fell on each face,
+    most first (faces without a miss left out). A refusal counts against every model, as in the tables."""
+    result: dict[str, dict[str, dict[str, int]]] = {}
+    for model in models:
+        counts: dict[str, Counter[str]] = {"upright": Counter(), "turned": Counter()}
+        for a in answers:
+            if a.font and a.prior == "none" and a.model in (model, "*") and not a.right:
+                counts["turned" if a.turned else "upright"][a.font] += 1
+        result[model] = {orientation: dict(found.most_common()) for orientation, found in counts.items()}
+    return result
+
+
+def misses_line(model: str, orientation: str, misses: dict[str, int]) -> str:
+    """One printed line: a model's misses on upright (or turned) digits, in all and by face, most first."""
+    faces = ", ".join(f"{face} {count}" for face, count in misses.items()) or "none"
+    return f"{model}, {orientation} misses by face ({sum(misses.values())} in all): {faces}"
 
 
 def _half_turn_mistakes(answers: list[Answer]) -> dict[str, int]:
@@ -339,6 +359,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     if any(summary["by_face"].values()):
         print(f"\nBy face, orientation_prior=none:\n{faces_markdown(summary)}")
+        for model in summary["models"]:
+            for orientation, misses in summary["misses_by_face"][model].items():
+                print(misses_line(model, orientation, misses))
     for base, measures in seed_spread(summary).items():
         print(f"\n{base}: seeds summarised together (the bare name is seed 0)")
         for label, (values, mean, sd) in measures.items():

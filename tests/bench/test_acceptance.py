@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.acceptance import Answer, evaluate, faces_markdown, seed_spread, summarise
+from bench.acceptance import Answer, evaluate, faces_markdown, misses_line, seed_spread, summarise
 from bench.acceptance_set import available_fonts, generate
 from tests.served_models import GCNN as SERVED_GCNN
 from tests.service_process import ROOT, running_service
@@ -99,6 +99,24 @@ def test_summary_reads_each_face_upright_and_turned_and_counts_a_refusal_against
     assert by_face["n"] == {"Plain": {"upright": 0.5}}
     table = faces_markdown(summarise(answers))
     assert "| Hollow | 50.0% / 100.0% | - / - |" in table and "| Plain | 50.0% / - | 50.0% / - |" in table
+
+
+def test_misses_by_face_counts_wrong_answers_per_face_most_first_with_refusals_against_every_model() -> None:
+    def answer(face: str, said: int | None, *, turned: bool = False, model: str = "m", status: int = 200) -> Answer:
+        return Answer("x.png", 4, "clean", turned, "none", model, status, said, False, [], font=face)
+
+    answers = [
+        answer("Hollow", 8), answer("Hollow", 1), answer("Plain", 8), answer("Plain", 4), answer("Bold", 4),
+        answer("Hollow", 7, turned=True), answer("Plain", None, model="*", status=422),
+        answer("Plain", 4, model="n"), Answer("x.png", 4, "clean", False, "upright", "m", 200, 8, font="Bold"),
+    ]  # fmt: skip
+    misses = summarise(answers)["misses_by_face"]
+    assert list(misses["m"]["upright"].items()) == [("Hollow", 2), ("Plain", 2)]  # the refusal, not prior upright
+    assert misses["m"]["turned"] == {"Hollow": 1}
+    assert misses["n"] == {"upright": {"Plain": 1}, "turned": {}}
+    line = misses_line("m", "upright", misses["m"]["upright"])
+    assert line == "m, upright misses by face (4 in all): Hollow 2, Plain 2"
+    assert misses_line("n", "turned", {}) == "n, turned misses by face (0 in all): none"
 
 
 def test_seed_spread_summarises_a_model_beside_its_seed_runs_and_leaves_single_models_alone() -> None:
