@@ -72,11 +72,12 @@ def export(model: nn.Module, size: int = 28) -> nn.Module:
         features, digits = _gcnn_features(model), _invariant_head(model)
         plain: nn.Module
         if model.config.canonicalize:
-            pose = _ShiftedPose(model.head) if isinstance(model.head, JointHead) else None
+            pose = _shifted_pose(model.head) if isinstance(model.head, JointHead) else None
             outputs = _CanonicalOutputs(_Canonical(size), nn.Sequential(*features), nn.Sequential(*digits), pose)
             plain = torch.fx.symbolic_trace(outputs)
         elif isinstance(model.head, JointHead):
-            joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), _pose_head(model.head))
+            pose_head = _pose_head(model.head) if model.head.gate is None else _GatedPose(model.head)
+            joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), pose_head)
             plain = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
         else:
             plain = nn.Sequential(*features, *digits)
@@ -116,7 +117,7 @@ class _JointOutputs(nn.Module):
     """``(logits (B, D), log p(digit, element) (B, D, |G|))`` from shared features; traced by
     ``torch.fx`` into a module of ``torch.nn`` layers, so the export never refers to this class."""
 
-    def __init__(self, features: nn.Sequential, digits: nn.Sequential, pose: nn.Sequential) -> None:
+    def __init__(self, features: nn.Sequential, digits: nn.Sequential, pose: nn.Module) -> None:
         super().__init__()
         self.features, self.digits, self.pose = features, digits, pose
 
@@ -197,6 +198,29 @@ class _ShiftedPose(nn.Module):
         coefficients = self.linear(features.mean(dim=(2, 3))).unflatten(1, self.shape)  # (B, D, M, 2)
         shifted = shifted_profile(coefficients, turn)
         return torch.log_softmax(pose_profile(shifted, self.cos_table, self.sin_table), dim=2)
+
+
+class _GatedPose(nn.Module):
+    """Features ``(B, C*G, H, W)`` (and turns ``(B,)`` for a canonicalising network) -> ``log p(element | digit)``
+    ``(B, D, G)`` of a gated joint head (:mod:`model.pose_gate`): not linear in the features, so the head's own
+    arithmetic, traced by ``torch.fx`` into ``torch`` operations and its ``Linear``, ``ReLU`` and ``BatchNorm1d``."""
+
+    def __init__(self, head: JointHead) -> None:
+        super().__init__()
+        self.head = copy.deepcopy(head).eval()
+        self.shape = (head.invariant.in_features, head.cos_table.shape[0])  # (C, G)
+
+    def forward(self, features: torch.Tensor, turn: torch.Tensor | None = None) -> torch.Tensor:
+        per_element = features.mean(dim=(2, 3)).unflatten(1, self.shape)[..., None, None]  # (B, C, G, 1, 1)
+        coefficients = self.head.digit_and_pose(per_element)[1]  # (B, D, M, 2)
+        if turn is not None:
+            coefficients = shifted_profile(coefficients, turn)
+        return torch.log_softmax(pose_profile(coefficients, self.head.cos_table, self.head.sin_table), dim=2)
+
+
+def _shifted_pose(head: JointHead) -> nn.Module:
+    """A canonicalising network's pose module: ``(features, turn)`` -> ``log p(element | digit)``."""
+    return _ShiftedPose(head) if head.gate is None else _GatedPose(head)
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> nn.Conv2d:

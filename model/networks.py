@@ -79,6 +79,7 @@ class GCNNConfig(CNNConfig):
     head: str = "invariant"  # "invariant": pool the group axis; "joint": (digit, element) scores, see model.orientation
     pose_frequencies: int = 2  # joint head only: the band limit of the pose profile
     pose_trains_features: bool = True  # joint head only: whether the pose loss trains the convolutions too
+    pose_gate: int = 0  # joint head only: hidden width of invariant gates on its pose (model.pose_gate); 0: none
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
     subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 pool), "blur", "low_pass" (model.antialias)
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
@@ -190,6 +191,7 @@ class GroupEquivariantCNN(CachingModule):
                 group,
                 config.pose_frequencies,
                 pose_trains_features=config.pose_trains_features,
+                gate=config.pose_gate,
             )
             if config.head == "joint"
             else nn.Linear(width, config.out_channels)

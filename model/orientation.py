@@ -13,7 +13,8 @@ turning the input by ``r^k`` turns space and shifts the element axis,
   the circle: ``l_d(theta) = sum_{m=1..M} Re(V_dm e^{-i m theta})`` with
   ``V_dm = sum_c W_dcm Z_cm`` (complex weights ``W``) and ``Z_cm`` the m-th Fourier
   coefficient, over the element axis, of the per-element features
-  ``z(c, g) = mean_x F(c, g, x)``.
+  ``z(c, g) = mean_x F(c, g, x)`` (optionally each ``Z_cm`` multiplied first by an invariant
+  complex gate, :mod:`model.pose_gate`).
 
 Turning the input by ``r^k`` multiplies ``Z_cm`` by ``e^{i m theta_k}``, so
 ``l_d(theta) -> l_d(theta - theta_k)``: the profile turns with the input, exactly
@@ -56,6 +57,7 @@ import torch
 from torch import nn
 
 from model.groups import Group
+from model.pose_gate import PoseGate
 
 __all__ = [
     "AMBIGUITY_SHARE",
@@ -82,7 +84,14 @@ class JointHead(nn.Module):
     sin_table: torch.Tensor
 
     def __init__(
-        self, channels: int, classes: int, group: Group, frequencies: int = 2, *, pose_trains_features: bool = True
+        self,
+        channels: int,
+        classes: int,
+        group: Group,
+        frequencies: int = 2,
+        *,
+        pose_trains_features: bool = True,
+        gate: int = 0,
     ) -> None:
         super().__init__()
         if group.reflections:
@@ -96,6 +105,8 @@ class JointHead(nn.Module):
         theta = torch.tensor([group.radians(g) for g in group.elements()], dtype=torch.float64)
         self.register_buffer("cos_table", torch.cos(theta[:, None] * m).float(), persistent=False)  # (N, M)
         self.register_buffer("sin_table", torch.sin(theta[:, None] * m).float(), persistent=False)
+        # gate > 0: invariant gates of that hidden width on the coefficients (model.pose_gate); 0: the linear head
+        self.gate = PoseGate(channels, frequencies, gate) if gate else None
 
     def digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Digit logits ``a`` ``(B, D)`` and pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
@@ -106,6 +117,8 @@ class JointHead(nn.Module):
         n = per_element.shape[-1]
         z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
         z_im = per_element @ self.sin_table / n
+        if self.gate is not None:
+            z_re, z_im = self.gate(per_element, z_re, z_im)  # G_cm Z_cm, G invariant
         w_re, w_im = self.pose[0], self.pose[1]  # (D, C, M)
         v_re = torch.einsum("dcm,bcm->bdm", w_re, z_re) - torch.einsum("dcm,bcm->bdm", w_im, z_im)
         v_im = torch.einsum("dcm,bcm->bdm", w_re, z_im) + torch.einsum("dcm,bcm->bdm", w_im, z_re)
@@ -123,7 +136,8 @@ class JointHead(nn.Module):
 
     def extra_repr(self) -> str:
         return (
-            f"group={self.group.name}, frequencies={self.frequencies}, pose_trains_features={self.pose_trains_features}"
+            f"group={self.group.name}, frequencies={self.frequencies}, "
+            f"pose_trains_features={self.pose_trains_features}, gated={self.gate is not None}"
         )
 
 

@@ -111,6 +111,21 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
             pose_trains_features=False,
         ),
     ),
+    # gcnn_c8_canon_pose with invariant gates on its pose (model.pose_gate) and a band limit of 3: made from a trained
+    # gcnn_c8_canon_pose by fitting its pose anew on the frozen features (python -m model.pose_refit).
+    "gcnn_c8_canon_pose_gated": (
+        "GroupEquivariantCNN",
+        _robust(
+            group="C8",
+            hidden_channels=12,
+            subsample="blur",
+            canonicalize=True,
+            head="joint",
+            pose_trains_features=False,
+            pose_frequencies=3,
+            pose_gate=128,
+        ),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 

@@ -220,3 +220,26 @@ def test_export_of_a_canonicalising_network_turns_the_input_as_the_library_does(
         assert (digit_logits(plain, turned_cleanly(blobs(), 45.0)) - digit_logits(plain, smooth)).abs().max() <= 0.02
     if importlib.util.find_spec("onnxruntime") is not None:  # measured: 1.9e-6 / 3.8e-6 on 32 images
         assert check_onnx(model, export_onnx(model, tmp_path / f"{name}.onnx"), x) <= TOLERANCE
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("gcnn_c8_pose", {"pose_frequencies": 3, "pose_gate": 8}), ("gcnn_c8_canon_pose_gated", {})],
+    ids=["gated", "canonicalising-gated"],
+)
+def test_export_of_a_gated_pose_gives_the_library_joint_and_turns_with_the_input(
+    name: str, overrides: dict[str, int], tmp_path: Path
+) -> None:
+    model = calibrated(name, **overrides)
+    assert model.head.gate is not None
+    nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)  # a gate that is not 1
+    plain, x = export(model), images(8)
+    assert b"model." not in pickle.dumps(plain)  # loads without this package
+    with torch.inference_mode():
+        logits, joint = plain(x)
+        assert (logits - model(x)).abs().max() <= TOLERANCE
+        assert (joint - model.forward_joint(x)).abs().max() <= TOLERANCE
+        turned = plain(torch.rot90(x, 1, dims=(-2, -1)))[1]  # a quarter turn: two steps of C8 on the element axis
+        assert (turned - joint.roll(2, dims=2)).abs().max() <= 1e-4
+    if importlib.util.find_spec("onnxruntime") is not None:
+        assert check_onnx(model, export_onnx(model, tmp_path / f"{name}.onnx"), x) <= TOLERANCE

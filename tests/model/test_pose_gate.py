@@ -1,0 +1,99 @@
+"""Invariant gates on the joint head's pose: the linear head when untrained, and a pose that turns with the input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from model.equivariance import turned_cleanly
+from model.groups import get_group
+from model.networks import GroupEquivariantCNN
+from model.orientation import JointHead
+from model.pose_gate import PoseGate
+from model.registry import create_model
+from tests.model.test_equivariance import blobs
+
+
+def gated(name: str = "gcnn_c8_pose", dtype: torch.dtype = torch.float32, **overrides: object) -> GroupEquivariantCNN:
+    """A fresh network with a gated pose whose gate is far from 1, batch-norm statistics, eval mode."""
+    torch.manual_seed(0)
+    if name == "gcnn_c8_pose":
+        overrides = {"pose_frequencies": 3, "pose_gate": 8, **overrides}
+    model = create_model(name, hidden_channels=4, **overrides).to(dtype)
+    assert isinstance(model, GroupEquivariantCNN) and isinstance(model.head, JointHead)
+    assert model.head.gate is not None
+    nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)  # a gate that is not 1
+    model.train()
+    with torch.no_grad():
+        model(torch.rand(16, 1, 28, 28, dtype=dtype))  # batch-norm statistics, the gate's too
+    return model.eval()
+
+
+def test_an_untrained_gate_is_the_linear_head() -> None:
+    torch.manual_seed(0)
+    group = get_group("C8")
+    plain, with_gate = JointHead(4, 10, group, 3), JointHead(4, 10, group, 3, gate=8)
+    with_gate.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.rand(5, 4, 8, 3, 3)
+    for a, b in zip(plain.digit_and_pose(x), with_gate.digit_and_pose(x), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_gate_reads_invariants_of_the_element_axis() -> None:
+    torch.manual_seed(0)
+    gate = PoseGate(channels=4, frequencies=3, hidden=8)
+    z = torch.randn(5, 4, 8)
+    z_re, z_im = torch.randn(5, 4, 3), torch.randn(5, 4, 3)
+    turned = gate.invariants(z.roll(3, dims=-1), z_re * 0.6 - z_im * 0.8, z_re * 0.8 + z_im * 0.6)  # |Z| kept
+    assert torch.allclose(turned, gate.invariants(z, z_re, z_im), atol=1e-6)
+    with pytest.raises(ValueError, match="hidden width"):
+        PoseGate(4, 3, 0)
+
+
+@pytest.mark.parametrize("g", range(1, 8))
+def test_gated_head_moves_its_scores_along_the_element_axis_with_the_features(g: int) -> None:
+    head = gated(dtype=torch.float64).head
+    assert isinstance(head, JointHead)
+    x = torch.rand(3, 4, 8, 5, 5, dtype=torch.float64)  # (B, C, G, H, W): turning the input by g shifts the G axis
+    with torch.no_grad():  # (and turns space, which the head averages over)
+        joint, turned = head(x), head(x.roll(g, dims=2))
+        ungated = JointHead(4, 10, get_group("C8"), 3).double()
+        ungated.load_state_dict(head.state_dict(), strict=False)
+    # exact but for the head's cos/sin tables, float32 values (measured: 2.7e-9 at g = 1)
+    assert (turned - joint.roll(g, dims=2)).abs().max() <= 1e-7
+    assert (ungated(x) - joint).abs().max() > 1e-2  # the gate changes the pose
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize("g", [2, 4, 6])
+def test_gated_network_moves_its_joint_scores_along_the_element_axis_under_quarter_turns(
+    g: int, dtype: torch.dtype
+) -> None:
+    model = gated(dtype=dtype)
+    x = torch.rand(3, 1, 28, 28, dtype=dtype)
+    with torch.no_grad():
+        joint, turned = model.forward_joint(x), model.forward_joint(get_group("C8").transform_images(x, g))
+    tolerance = 1e-5 if dtype == torch.float64 else 5e-5  # the linear head's (tests/model/test_orientation.py)
+    assert (turned - joint.roll(g, dims=2)).abs().max() <= tolerance
+
+
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_canonicalising_gated_pose_turns_with_the_input_by_quarter_turns(quarter_turns: int) -> None:
+    model = gated("gcnn_c8_canon_pose_gated")
+    x = blobs()
+    with torch.no_grad():
+        upright = model.forward_pose(x).log_joint  # (B, D, 360): one angle per degree
+        turned = model.forward_pose(torch.rot90(x, quarter_turns, dims=(-2, -1))).log_joint
+    assert torch.allclose(turned, upright.roll(90 * quarter_turns, dims=2), atol=1e-4)
+
+
+@pytest.mark.parametrize("degrees", [22.5, 45.0])
+def test_canonicalising_gated_pose_turns_with_the_input_between_quarter_turns(degrees: float) -> None:
+    model = gated("gcnn_c8_canon_pose_gated")
+    x = blobs()
+    with torch.no_grad():
+        upright = model.forward_pose(turned_cleanly(x, 0.0)).orientation().degrees
+        turned = model.forward_pose(turned_cleanly(x, degrees)).orientation().degrees
+    moved = torch.remainder(turned - upright - degrees + 180, 360) - 180
+    assert moved.abs().max() <= 0.5  # the linear head's bound (tests/model/test_canonical.py)
