@@ -70,13 +70,16 @@ def test_refit_lowers_the_angle_loss_and_trains_nothing_but_the_pose() -> None:
 def test_refit_command_writes_a_card_with_the_refit_and_keeps_the_digits(tmp_path: Path) -> None:
     card_path = main([
         str(BASE), "--model", "gcnn_c8_canon_pose_gated", "--name", "refit", "--limit", "200", "--steps", "20",
-        "--batch-size", "50", "--eval-limit", "100", "--threads", "2", "--out-dir", str(tmp_path),
+        "--batch-size", "50", "--eval-limit", "100", "--val-split", "20", "--threads", "2", "--out-dir", str(tmp_path),
     ])  # fmt: skip
     card = json.loads(card_path.read_text())
     base = json.loads(BASE.read_text())
     assert card["pose_refit"]["from"]["sha256"] == base["sha256"] and card["pose_refit"]["train_digits"] == 200
     assert card["training"] == base["training"] and card["config"]["pose_gate"] == 128
     assert "rotated_orientation_median_error" in card["metrics"]["orientation"]
+    held_out = card["metrics"]["validation_orientation"]  # the last 20 MNIST digits, out of the refit's 200
+    assert set(held_out) == {"before", "after"} and 0 <= held_out["after"]["rotated_orientation_within_22_5"] <= 1
+    assert card["pose_refit"]["data"]["mnist"]["held_out_for_validation"] == 20
     refitted, _ = load_checkpoint(card_path)
     trained, _ = load_checkpoint(BASE)
     assert isinstance(refitted, GroupEquivariantCNN)
