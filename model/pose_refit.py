@@ -41,7 +41,7 @@ from model.evaluate import evaluate_orientation
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead, pose_profile, shifted_profile
 from model.registry import architecture_of, create_model, model_names
-from model.train import measure, seed_everything, training_data
+from model.train import measure, parse_overrides, seed_everything, training_data
 
 __all__ = ["ANGLE_LOSS_STEPS", "angle_loss", "per_element_features", "refit", "start_from"]
 
@@ -67,14 +67,17 @@ def angle_loss(coefficients: torch.Tensor, labels: torch.Tensor, steps: int = AN
     return F.cross_entropy(profile, torch.zeros_like(labels))
 
 
-def start_from(card_path: Path, name: str) -> tuple[GroupEquivariantCNN, dict[str, Any]]:
-    """The registered network ``name`` with every weight of the card's network but its pose's; the card.
+def start_from(
+    card_path: Path, name: str, overrides: dict[str, Any] | None = None
+) -> tuple[GroupEquivariantCNN, dict[str, Any]]:
+    """The registered network ``name`` (with config ``overrides``) with every weight of the card's network but its
+    pose's; the card.
 
     Raises:
         SystemExit: the card's network is not ``name``'s but for :data:`POSE_FIELDS`, or has no joint head.
     """
     trained, card = load_checkpoint(card_path)
-    model = create_model(name)
+    model = create_model(name, **(overrides or {}))
     if not isinstance(trained, GroupEquivariantCNN):
         raise SystemExit(f"{card_path}: not a G-CNN")
     if not isinstance(model, GroupEquivariantCNN) or not isinstance(model.head, JointHead):
@@ -163,6 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("card", type=Path, help="the trained checkpoint's JSON card")
     parser.add_argument("--model", required=True, choices=model_names(), help="registered network to refit into")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pose field of --model's config (repeatable), e.g. --set pose_gate=64",
+    )
     parser.add_argument("--name", required=True, help="checkpoint name")
     parser.add_argument("--synthetic", type=Path, default=None, help="the synthetic digits the card was trained on")
     parser.add_argument("--steps", type=int, default=3000)
@@ -192,7 +203,7 @@ def main(argv: list[str] | None = None) -> Path:
     if args.threads:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
-    model, card = start_from(args.card, args.model)
+    model, card = start_from(args.card, args.model, parse_overrides(args.overrides))
     images, labels, data = training_data(args)
     started = time.perf_counter()
     features, turns = per_element_features(model, images)
@@ -213,6 +224,7 @@ def main(argv: list[str] | None = None) -> Path:
     record = {
         "from": {"name": card["name"], "card": str(args.card), "sha256": card["sha256"]},
         "model": args.model,
+        "overrides": parse_overrides(args.overrides),
         "data": data.record,
         "train_digits": len(labels),
         "loss": f"angle_loss over {ANGLE_LOSS_STEPS} angles (model.pose_refit)",

@@ -46,6 +46,10 @@ def test_start_from_keeps_every_weight_but_the_pose_and_refuses_other_networks()
         start_from(WEIGHTS / "gcnn_c8_pose.json", "gcnn_c8_canon_pose_gated")  # no canonical turn
     with pytest.raises(SystemExit, match="joint head"):
         start_from(BASE, "gcnn_c8_canon")
+    linear, _ = start_from(BASE, "gcnn_c8_canon_pose_gated", {"pose_gate": 0})  # the pose fields may be set
+    assert isinstance(linear.head, JointHead) and linear.head.gate is None and linear.head.frequencies == 3
+    with pytest.raises(SystemExit, match="differs"):
+        start_from(BASE, "gcnn_c8_canon_pose_gated", {"hidden_channels": 8})  # nothing else
 
 
 def test_refit_lowers_the_angle_loss_and_trains_nothing_but_the_pose() -> None:
