@@ -122,7 +122,10 @@ def test_gcnn_is_invariant_where_the_cnn_is_not(client: TestClient, digit: int) 
     assert turned["transform"]["degrees"] == 90.0
     assert digits(upright)[GCNN] == digits(turned)[GCNN] == digit
     gcnn = [p for p in upright["predictions"] + turned["predictions"] if p["model"] == GCNN]
-    assert gcnn[0]["probabilities"] == gcnn[1]["probabilities"]  # exact to the 6 decimals answered
+    # exact up to float rounding: measured before rounding, at most 1.8e-7 apart (the 9; gcnn_c8_canon_pose 6e-8), so a
+    # value that close to a rounding boundary may answer its 6th decimal one apart (0.716029 / 0.71603)
+    for upright_p, turned_p in zip(gcnn[0]["probabilities"], gcnn[1]["probabilities"], strict=True):
+        assert abs(upright_p - turned_p) <= 1.0001e-6
     assert digits(upright)["cnn_seed"] == digit != digits(turned)["cnn_seed"]
 
 
