@@ -9,7 +9,8 @@ and a fixed per-channel ``Conv2d`` for the blur pool where the config asks): eve
 batch norm folded into its convolution, every kernel bank expanded once. Its output
 is the network's digit logits ``(B, 10)``. A network with a joint head exports
 its orientation too: a ``torch.fx.GraphModule`` of the same layers (plus one
-bias-free ``Linear`` and a ``LogSoftmax`` for the pose) whose outputs are the
+bias-free ``Linear`` and a ``LogSoftmax`` for the pose; for a gated pose,
+:mod:`model.pose_gate`, the gate's small MLP and the head's arithmetic) whose outputs are the
 digit logits and ``log p(digit, element)`` ``(B, 10, |G|)``, the library's
 ``forward_joint``. A network that turns its input to its own principal axis first
 (``canonicalize``, :mod:`model.canonical`) exports as a traced module that does the
