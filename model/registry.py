@@ -6,6 +6,7 @@ one from the architecture name and config stored in a checkpoint's JSON.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
@@ -23,6 +24,12 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], type[CNNConfig]]] = {
 def _robust(**fields: Any) -> GCNNConfig:
     defaults: dict[str, Any] = dict(padding=2, pool_after=(0, 2), group_pool="max", basis="harmonic")
     return GCNNConfig(**{**defaults, **fields})
+
+
+# gcnn_c8_canon with the joint head (below): the network the served models share
+_CANON_POSE = _robust(
+    group="C8", hidden_channels=12, subsample="blur", canonicalize=True, head="joint", pose_trains_features=False
+)
 
 
 MODELS: dict[str, tuple[str, CNNConfig]] = {
@@ -100,31 +107,12 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     ),
     # gcnn_c8_canon with the joint head of gcnn_c8_blur_pose: the pose is read on the turned input and its
     # profile shifted back by the turn (model.orientation.shifted_profile).
-    "gcnn_c8_canon_pose": (
-        "GroupEquivariantCNN",
-        _robust(
-            group="C8",
-            hidden_channels=12,
-            subsample="blur",
-            canonicalize=True,
-            head="joint",
-            pose_trains_features=False,
-        ),
-    ),
+    "gcnn_c8_canon_pose": ("GroupEquivariantCNN", _CANON_POSE),
     # gcnn_c8_canon_pose with invariant gates on its pose (model.pose_gate) and a band limit of 3: made from a trained
     # gcnn_c8_canon_pose by fitting its pose anew on the frozen features (python -m model.pose_refit).
     "gcnn_c8_canon_pose_gated": (
         "GroupEquivariantCNN",
-        _robust(
-            group="C8",
-            hidden_channels=12,
-            subsample="blur",
-            canonicalize=True,
-            head="joint",
-            pose_trains_features=False,
-            pose_frequencies=3,
-            pose_gate=128,
-        ),
+        replace(_CANON_POSE, pose_frequencies=3, pose_gate=128),
     ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
