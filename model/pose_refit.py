@@ -41,7 +41,7 @@ from model.evaluate import evaluate_orientation
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead, pose_profile, shifted_profile
 from model.registry import architecture_of, create_model, model_names
-from model.train import measure, parse_overrides, seed_everything, training_data
+from model.train import add_overrides_argument, measure, parse_overrides, seed_everything, training_data
 
 __all__ = ["ANGLE_LOSS_STEPS", "angle_loss", "per_element_features", "refit", "start_from"]
 
@@ -101,8 +101,8 @@ def per_element_features(
     model.eval()
     features, turns = [], []
     for chunk in images.split(batch_size):
-        turn = model.canonical_input(chunk)[1]
-        features.append(model.forward_features(chunk).mean(dim=(-2, -1)))
+        maps, turn = model.canonical_features(chunk)
+        features.append(maps.mean(dim=(-2, -1)))
         if turn is not None:
             turns.append(turn.float())
     return torch.cat(features), (torch.cat(turns) if turns else None)
@@ -166,14 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("card", type=Path, help="the trained checkpoint's JSON card")
     parser.add_argument("--model", required=True, choices=model_names(), help="registered network to refit into")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a pose field of --model's config (repeatable), e.g. --set pose_gate=64",
-    )
+    add_overrides_argument(parser, "override a pose field of --model's config (repeatable), e.g. --set pose_gate=64")
     parser.add_argument("--name", required=True, help="checkpoint name")
     parser.add_argument("--synthetic", type=Path, default=None, help="the synthetic digits the card was trained on")
     parser.add_argument("--steps", type=int, default=3000)

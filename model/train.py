@@ -186,17 +186,15 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     return overrides
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set KEY=VALUE`` (repeatable) into ``overrides``, read by :func:`parse_overrides`."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=model_names(), help="registered model name")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field (repeatable), e.g. --set group=C8",
-    )
+    add_overrides_argument(parser, "override a config field (repeatable), e.g. --set group=C8")
     parser.add_argument("--name", help="checkpoint name (default: the model name)")
     parser.add_argument(
         "--init",
