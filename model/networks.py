@@ -200,7 +200,13 @@ class GroupEquivariantCNN(CachingModule):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Equivariant features ``(B, C, |G|, H', W')`` (of the input turned to its own axis, with
         ``config.canonicalize``)."""
-        return self._features(self.canonical_input(x)[0])
+        return self.canonical_features(x)[0]
+
+    def canonical_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`forward_features` and the turn ``(B,)`` in degrees each input was read at (``None`` without
+        ``config.canonicalize``)."""
+        x, turn = self.canonical_input(x)
+        return self._features(x), turn
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.low_pass(x)
@@ -264,9 +270,8 @@ class GroupEquivariantCNN(CachingModule):
     def _digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The joint head's digit logits and pose coefficients for the input as it came: a canonicalising
         network reads the input turned by ``tau``, so its profile is shifted back by ``tau``."""
-        head = self._joint_head()
-        x, turn = self.canonical_input(x)
-        digits, coefficients = head.digit_and_pose(self._features(x))
+        features, turn = self.canonical_features(x)
+        digits, coefficients = self._joint_head().digit_and_pose(features)
         return digits, (coefficients if turn is None else shifted_profile(coefficients, turn))
 
     @property
