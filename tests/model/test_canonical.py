@@ -8,10 +8,12 @@ import math
 
 import pytest
 import torch
+from torch import nn
 
 from model.canonical import canonicalize, principal_angle, upright_turn
 from model.equivariance import equivariance_errors, turned_cleanly
-from model.orientation import shifted_profile
+from model.networks import GroupEquivariantCNN
+from model.orientation import JointHead, shifted_profile
 from model.registry import create_model
 from tests.model.test_equivariance import blobs
 
@@ -111,10 +113,23 @@ def test_canonicalising_network_refuses_what_it_cannot_read_exactly(overrides: d
         create_model("gcnn_c8_canon", **overrides)
 
 
-@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
-def test_canonicalising_pose_turns_with_the_input_by_quarter_turns(quarter_turns: int) -> None:
+def pose_network(name: str) -> GroupEquivariantCNN:
+    """A fresh canonicalising network with a pose, eval mode; a gated pose's gate far from 1 (model.pose_gate)."""
     torch.manual_seed(0)
-    model = create_model("gcnn_c8_canon_pose").eval()
+    model = create_model(name).eval()
+    assert isinstance(model, GroupEquivariantCNN) and isinstance(model.head, JointHead)
+    if model.head.gate is not None:
+        nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)
+    return model
+
+
+POSE_NETWORKS = ["gcnn_c8_canon_pose", "gcnn_c8_canon_pose_gated"]
+
+
+@pytest.mark.parametrize("name", POSE_NETWORKS)
+@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
+def test_canonicalising_pose_turns_with_the_input_by_quarter_turns(quarter_turns: int, name: str) -> None:
+    model = pose_network(name)
     x = blobs()
     with torch.no_grad():
         upright = model.forward_pose(x).log_joint  # (B, D, 360): one angle per degree
@@ -122,10 +137,10 @@ def test_canonicalising_pose_turns_with_the_input_by_quarter_turns(quarter_turns
     assert torch.allclose(turned, upright.roll(90 * quarter_turns, dims=2), atol=1e-4)
 
 
+@pytest.mark.parametrize("name", POSE_NETWORKS)
 @pytest.mark.parametrize("degrees", [22.5, 45.0])
-def test_canonicalising_pose_turns_with_the_input_between_quarter_turns(degrees: float) -> None:
-    torch.manual_seed(0)
-    model = create_model("gcnn_c8_canon_pose").eval()
+def test_canonicalising_pose_turns_with_the_input_between_quarter_turns(degrees: float, name: str) -> None:
+    model = pose_network(name)
     x = blobs()
     with torch.no_grad():
         upright = model.forward_pose(turned_cleanly(x, 0.0)).orientation().degrees

@@ -6,13 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from model.equivariance import turned_cleanly
 from model.groups import get_group
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead
 from model.pose_gate import PoseGate
 from model.registry import create_model
-from tests.model.test_equivariance import blobs
 
 
 def gated(name: str = "gcnn_c8_pose", dtype: torch.dtype = torch.float32, **overrides: object) -> GroupEquivariantCNN:
@@ -76,24 +74,3 @@ def test_gated_network_moves_its_joint_scores_along_the_element_axis_under_quart
         joint, turned = model.forward_joint(x), model.forward_joint(get_group("C8").transform_images(x, g))
     tolerance = 1e-5 if dtype == torch.float64 else 5e-5  # the linear head's (tests/model/test_orientation.py)
     assert (turned - joint.roll(g, dims=2)).abs().max() <= tolerance
-
-
-@pytest.mark.parametrize("quarter_turns", [1, 2, 3])
-def test_canonicalising_gated_pose_turns_with_the_input_by_quarter_turns(quarter_turns: int) -> None:
-    model = gated("gcnn_c8_canon_pose_gated")
-    x = blobs()
-    with torch.no_grad():
-        upright = model.forward_pose(x).log_joint  # (B, D, 360): one angle per degree
-        turned = model.forward_pose(torch.rot90(x, quarter_turns, dims=(-2, -1))).log_joint
-    assert torch.allclose(turned, upright.roll(90 * quarter_turns, dims=2), atol=1e-4)
-
-
-@pytest.mark.parametrize("degrees", [22.5, 45.0])
-def test_canonicalising_gated_pose_turns_with_the_input_between_quarter_turns(degrees: float) -> None:
-    model = gated("gcnn_c8_canon_pose_gated")
-    x = blobs()
-    with torch.no_grad():
-        upright = model.forward_pose(turned_cleanly(x, 0.0)).orientation().degrees
-        turned = model.forward_pose(turned_cleanly(x, degrees)).orientation().degrees
-    moved = torch.remainder(turned - upright - degrees + 180, 360) - 180
-    assert moved.abs().max() <= 0.5  # the linear head's bound (tests/model/test_canonical.py)
