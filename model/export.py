@@ -9,8 +9,9 @@ and a fixed per-channel ``Conv2d`` for the blur pool where the config asks): eve
 batch norm folded into its convolution, every kernel bank expanded once. Its output
 is the network's digit logits ``(B, 10)``. A network with a joint head exports
 its orientation too: a ``torch.fx.GraphModule`` of the same layers (plus one
-bias-free ``Linear`` and a ``LogSoftmax`` for the pose; for a gated pose,
-:mod:`model.pose_gate`, the gate's small MLP and the head's arithmetic) whose outputs are the
+bias-free ``Linear`` and a ``LogSoftmax`` for the pose; for a pose not linear in the
+features, gated (:mod:`model.pose_gate`) or pooling space by its maximum too, the head's
+own arithmetic) whose outputs are the
 digit logits and ``log p(digit, element)`` ``(B, 10, |G|)``, the library's
 ``forward_joint``. A network that turns its input to its own principal axis first
 (``canonicalize``, :mod:`model.canonical`) exports as a traced module that does the
@@ -77,7 +78,7 @@ def export(model: nn.Module, size: int = 28) -> nn.Module:
             outputs = _CanonicalOutputs(_Canonical(size), nn.Sequential(*features), nn.Sequential(*digits), pose)
             plain = torch.fx.symbolic_trace(outputs)
         elif isinstance(model.head, JointHead):
-            pose_head = _pose_head(model.head) if model.head.gate is None else _GatedPose(model.head)
+            pose_head = _pose_head(model.head) if model.head.is_linear else _TracedPose(model.head)
             joint = _JointOutputs(nn.Sequential(*features), nn.Sequential(*digits), pose_head)
             plain = torch.fx.symbolic_trace(joint)  # generated code: no class of this package
         else:
@@ -201,10 +202,11 @@ class _ShiftedPose(nn.Module):
         return torch.log_softmax(pose_profile(shifted, self.cos_table, self.sin_table), dim=2)
 
 
-class _GatedPose(nn.Module):
+class _TracedPose(nn.Module):
     """Features ``(B, C*G, H, W)`` (and turns ``(B,)`` for a canonicalising network) -> ``log p(element | digit)``
-    ``(B, D, G)`` of a gated joint head (:mod:`model.pose_gate`): not linear in the features, so the head's own
-    arithmetic, traced by ``torch.fx`` into ``torch`` operations and its ``Linear``, ``ReLU`` and ``BatchNorm1d``."""
+    ``(B, D, G)`` of a joint head that is not linear in the features (gated, :mod:`model.pose_gate`, or pooling
+    space by its maximum too): the head's own arithmetic, traced by ``torch.fx`` into ``torch`` operations and its
+    ``Linear``, ``ReLU`` and ``BatchNorm1d``."""
 
     def __init__(self, head: JointHead) -> None:
         super().__init__()
@@ -212,8 +214,8 @@ class _GatedPose(nn.Module):
         self.shape = (head.invariant.in_features, head.cos_table.shape[0])  # (C, G)
 
     def forward(self, features: torch.Tensor, turn: torch.Tensor | None = None) -> torch.Tensor:
-        per_element = features.mean(dim=(2, 3)).unflatten(1, self.shape)[..., None, None]  # (B, C, G, 1, 1)
-        coefficients = self.head.digit_and_pose(per_element)[1]  # (B, D, M, 2)
+        per_element = self.head.per_element(features.unflatten(1, self.shape))  # (B, C', G)
+        coefficients = self.head.pose_coefficients(per_element)  # (B, D, M, 2)
         if turn is not None:
             coefficients = shifted_profile(coefficients, turn)
         return torch.log_softmax(pose_profile(coefficients, self.head.cos_table, self.head.sin_table), dim=2)
@@ -221,7 +223,7 @@ class _GatedPose(nn.Module):
 
 def _shifted_pose(head: JointHead) -> nn.Module:
     """A canonicalising network's pose module: ``(features, turn)`` -> ``log p(element | digit)``."""
-    return _ShiftedPose(head) if head.gate is None else _GatedPose(head)
+    return _ShiftedPose(head) if head.is_linear else _TracedPose(head)
 
 
 def _conv(weight: torch.Tensor, bias: torch.Tensor, stride: int, padding: int) -> nn.Conv2d:
@@ -282,8 +284,8 @@ def _coefficients_alone(head: JointHead) -> torch.Tensor:
     linear in the per-element features (see :mod:`model.orientation`), so these are the columns of its matrix."""
     double = copy.deepcopy(head).double()
     channels, order = double.invariant.in_features, double.cos_table.shape[0]
-    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order, 1, 1)  # (C*G, C, G, 1, 1)
-    return double.digit_and_pose(alone)[1]
+    alone = torch.eye(channels * order, dtype=torch.float64).reshape(-1, channels, order)  # (C*G, C, G)
+    return double.pose_coefficients(alone)
 
 
 def _pose_head(head: JointHead) -> nn.Sequential:

@@ -13,7 +13,8 @@ turning the input by ``r^k`` turns space and shifts the element axis,
   the circle: ``l_d(theta) = sum_{m=1..M} Re(V_dm e^{-i m theta})`` with
   ``V_dm = sum_c W_dcm Z_cm`` (complex weights ``W``) and ``Z_cm`` the m-th Fourier
   coefficient, over the element axis, of the per-element features
-  ``z(c, g) = mean_x F(c, g, x)`` (optionally each ``Z_cm`` multiplied first by an invariant
+  ``z(c, g) = mean_x F(c, g, x)`` (optionally also ``max_x F(c, g, x)``, as ``C`` more channels,
+  :meth:`JointHead.per_element`; optionally each ``Z_cm`` multiplied first by an invariant
   complex gate, :mod:`model.pose_gate`).
 
 Turning the input by ``r^k`` multiplies ``Z_cm`` by ``e^{i m theta_k}``, so
@@ -75,6 +76,7 @@ __all__ = [
 ANGLE_STEPS = 360  # the pose profile is read every degree (and refined between: see _refine)
 AMBIGUITY_SHARE = 0.1
 UPRIGHT_CONCENTRATION = 2.0
+POSE_POOLS = ("mean", "mean_max")  # how the pose pools space, per element (JointHead.per_element)
 
 
 class JointHead(nn.Module):
@@ -92,28 +94,51 @@ class JointHead(nn.Module):
         *,
         pose_trains_features: bool = True,
         gate: int = 0,
+        pool: str = "mean",
     ) -> None:
         super().__init__()
         if group.reflections:
             raise ValueError(f"the joint head needs a cyclic group C_N, got {group.name}")
         if not 1 <= frequencies < group.rotations / 2:
             raise ValueError(f"frequencies must be in 1..{math.ceil(group.rotations / 2) - 1}, got {frequencies!r}")
+        if pool not in POSE_POOLS:
+            raise ValueError(f"pool must be one of {POSE_POOLS}, got {pool!r}")
         self.group, self.frequencies, self.pose_trains_features = group, frequencies, pose_trains_features
+        self.pool = pool
         self.invariant = nn.Linear(channels, classes)
-        self.pose = nn.Parameter(torch.randn(2, classes, channels, frequencies) / channels**0.5)  # Re, Im of W
+        pooled = channels * len(pool.split("_"))  # C per spatial pooling: the per-element features' channels
+        self.pose = nn.Parameter(torch.randn(2, classes, pooled, frequencies) / pooled**0.5)  # Re, Im of W
         m = torch.arange(1, frequencies + 1, dtype=torch.float64)
         theta = torch.tensor([group.radians(g) for g in group.elements()], dtype=torch.float64)
         self.register_buffer("cos_table", torch.cos(theta[:, None] * m).float(), persistent=False)  # (N, M)
         self.register_buffer("sin_table", torch.sin(theta[:, None] * m).float(), persistent=False)
         # gate > 0: invariant gates of that hidden width on the coefficients (model.pose_gate); 0: the linear head
-        self.gate = PoseGate(channels, frequencies, gate) if gate else None
+        self.gate = PoseGate(pooled, frequencies, gate) if gate else None
+
+    @property
+    def is_linear(self) -> bool:
+        """Whether the pose coefficients are linear in the feature maps: no gate, space pooled by its mean."""
+        return self.gate is None and self.pool == "mean"
 
     def digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Digit logits ``a`` ``(B, D)`` and pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
         invariant = x.amax(dim=2).mean(dim=(-2, -1))  # (B, C)
-        per_element = x.mean(dim=(-2, -1))  # (B, C, N)
+        per_element = self.per_element(x)
         if not self.pose_trains_features:  # the pose is read from features trained for the digit alone
             per_element = per_element.detach()
+        return self.invariant(invariant), self.pose_coefficients(per_element)
+
+    def per_element(self, x: torch.Tensor) -> torch.Tensor:
+        """Feature maps ``(B, C, N, H, W)`` -> the per-element features ``z`` ``(B, C', N)`` the pose is read from:
+        space pooled by its mean (``C' = C``), or by its mean and its maximum (``"mean_max"``, ``C' = 2C``). Either
+        pooling commutes with turning space, so ``z`` shifts along the element axis as ``F`` does."""
+        per_element = x.mean(dim=(-2, -1))  # (B, C, N)
+        if self.pool == "mean_max":
+            per_element = torch.cat([per_element, x.amax(dim=(-2, -1))], dim=1)  # (B, 2C, N)
+        return per_element
+
+    def pose_coefficients(self, per_element: torch.Tensor) -> torch.Tensor:
+        """Per-element features ``(B, C', N)`` -> pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
         n = per_element.shape[-1]
         z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
         z_im = per_element @ self.sin_table / n
@@ -122,7 +147,7 @@ class JointHead(nn.Module):
         w_re, w_im = self.pose[0], self.pose[1]  # (D, C, M)
         v_re = torch.einsum("dcm,bcm->bdm", w_re, z_re) - torch.einsum("dcm,bcm->bdm", w_im, z_im)
         v_im = torch.einsum("dcm,bcm->bdm", w_re, z_im) + torch.einsum("dcm,bcm->bdm", w_im, z_re)
-        return self.invariant(invariant), torch.stack([v_re, v_im], dim=-1)
+        return torch.stack([v_re, v_im], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``log p(d, g)`` ``(B, D, N)``: the digit's log-probability plus its pose profile's
@@ -137,7 +162,7 @@ class JointHead(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"group={self.group.name}, frequencies={self.frequencies}, "
-            f"pose_trains_features={self.pose_trains_features}, gated={self.gate is not None}"
+            f"pose_trains_features={self.pose_trains_features}, gated={self.gate is not None}, pool={self.pool}"
         )
 
 

@@ -4,7 +4,7 @@
         --name gcnn_c8_canon_pose_gated --out-dir runs/gated
 
 Starts from a trained checkpoint (its card) and builds ``--model``, a registered network whose config
-may differ from the card's only in its joint head's pose (``pose_frequencies``, ``pose_gate``):
+may differ from the card's only in its joint head's pose (``pose_frequencies``, ``pose_gate``, ``pose_pool``):
 every weight but the pose's is the card's, to the last bit, so the digit a network answers does not
 change; its orientation, readings and ambiguity flag do. The per-element features of the training
 digits (the card's training data: MNIST, ``--synthetic`` for the mixed models) are computed once, in
@@ -31,7 +31,7 @@ import math
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -47,7 +47,7 @@ __all__ = ["ANGLE_LOSS_STEPS", "angle_loss", "per_element_features", "refit", "s
 
 logger = logging.getLogger(__name__)
 ANGLE_LOSS_STEPS = 72  # 5 degrees apart: finer than a group step of C8 (45) by 9x
-POSE_FIELDS = ("pose_frequencies", "pose_gate")  # what a refit may change of the card's config
+POSE_FIELDS = ("pose_frequencies", "pose_gate", "pose_pool")  # what a refit may change of the card's config
 HELD_OUT_MEASURES = (
     "rotated_orientation_median_error",
     "rotated_orientation_within_22_5",
@@ -96,13 +96,15 @@ def start_from(
 def per_element_features(
     model: GroupEquivariantCNN, images: torch.Tensor, batch_size: int = 500
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """What the pose is read from, in eval mode: ``z(c, g) = mean_x F(c, g, x)`` ``(N, C, |G|)`` and, for a
-    canonicalising network, the turn ``(N,)`` (degrees) each input was read at (else ``None``)."""
+    """What the pose is read from, in eval mode: the head's per-element features ``z`` ``(N, C', |G|)``
+    (:meth:`~model.orientation.JointHead.per_element`) and, for a canonicalising network, the turn ``(N,)``
+    (degrees) each input was read at (else ``None``)."""
     model.eval()
+    head = cast(JointHead, model.head)
     features, turns = [], []
     for chunk in images.split(batch_size):
         maps, turn = model.canonical_features(chunk)
-        features.append(maps.mean(dim=(-2, -1)))
+        features.append(head.per_element(maps))
         if turn is not None:
             turns.append(turn.float())
     return torch.cat(features), (torch.cat(turns) if turns else None)
@@ -119,7 +121,7 @@ def refit(
     lr: float,
     weight_decay: float,
 ) -> list[float]:
-    """Fit the head's pose weights and gate (nothing else) to per-element features ``(N, C, |G|)`` of upright
+    """Fit the head's pose weights and gate (nothing else) to per-element features ``(N, C', |G|)`` of upright
     digits by :func:`angle_loss`: AdamW, a cosine schedule; returns the loss of every 100th step."""
     trained = [head.pose, *(head.gate.parameters() if head.gate is not None else [])]
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
@@ -128,7 +130,7 @@ def refit(
     history = []
     for step in range(steps):
         batch = torch.randint(0, len(labels), (batch_size,))
-        coefficients = head.digit_and_pose(features[batch][..., None, None])[1]  # (B, D, M, 2): 1x1 "maps"
+        coefficients = head.pose_coefficients(features[batch])  # (B, D, M, 2)
         if turns is not None:
             coefficients = shifted_profile(coefficients, turns[batch])  # the profile of the input as it came
         loss = angle_loss(coefficients, labels[batch])

@@ -114,6 +114,12 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         replace(_CANON_POSE, pose_frequencies=3, pose_gate=128),
     ),
+    # gcnn_c8_canon_pose_gated whose pose reads each element's features pooled over space by their maximum as well
+    # as their mean (JointHead.per_element): made the same way, by python -m model.pose_refit.
+    "gcnn_c8_canon_pose_gated_max": (
+        "GroupEquivariantCNN",
+        replace(_CANON_POSE, pose_frequencies=3, pose_gate=128, pose_pool="mean_max"),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 

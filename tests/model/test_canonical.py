@@ -123,7 +123,7 @@ def pose_network(name: str) -> GroupEquivariantCNN:
     return model
 
 
-POSE_NETWORKS = ["gcnn_c8_canon_pose", "gcnn_c8_canon_pose_gated"]
+POSE_NETWORKS = ["gcnn_c8_canon_pose", "gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose_gated_max"]
 
 
 @pytest.mark.parametrize("name", POSE_NETWORKS)

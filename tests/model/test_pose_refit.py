@@ -48,17 +48,22 @@ def test_start_from_keeps_every_weight_but_the_pose_and_refuses_other_networks()
         start_from(BASE, "gcnn_c8_canon")
     linear, _ = start_from(BASE, "gcnn_c8_canon_pose_gated", {"pose_gate": 0})  # the pose fields may be set
     assert isinstance(linear.head, JointHead) and linear.head.gate is None and linear.head.frequencies == 3
+    pooled, _ = start_from(BASE, "gcnn_c8_canon_pose_gated_max")  # the spatial pooling of the pose is a pose field
+    assert isinstance(pooled.head, JointHead) and pooled.head.pool == "mean_max"
+    with torch.no_grad():
+        assert torch.equal(pooled.eval()(x), trained(x))
     with pytest.raises(SystemExit, match="differs"):
         start_from(BASE, "gcnn_c8_canon_pose_gated", {"hidden_channels": 8})  # nothing else
 
 
-def test_refit_lowers_the_angle_loss_and_trains_nothing_but_the_pose() -> None:
+@pytest.mark.parametrize(("name", "channels"), [("gcnn_c8_canon_pose_gated", 12), ("gcnn_c8_canon_pose_gated_max", 24)])
+def test_refit_lowers_the_angle_loss_and_trains_nothing_but_the_pose(name: str, channels: int) -> None:
     torch.manual_seed(0)
-    model, _ = start_from(BASE, "gcnn_c8_canon_pose_gated")
+    model, _ = start_from(BASE, name)
     before = {key: value.clone() for key, value in model.state_dict().items()}
     images = torch.rand(64, 1, 28, 28).pow(4)  # sparse bright specks: a principal axis each
-    features, turns = per_element_features(model, images)
-    assert features.shape == (64, 12, 8) and turns is not None and turns.shape == (64,)
+    features, turns = per_element_features(model, images)  # 12 channels' means (and maxima)
+    assert features.shape == (64, channels, 8) and turns is not None and turns.shape == (64,)
     assert isinstance(model.head, JointHead)
     history = refit(
         model.head, features, turns, torch.randint(0, 10, (64,)), steps=101, batch_size=32, lr=1e-2, weight_decay=0.0
