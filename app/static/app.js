@@ -393,16 +393,20 @@
     block.querySelector(".turned").textContent =
       `turned by about ${shown}° (counter-clockwise) · ${(confidence * 100).toFixed(0)}% within half a step`;
     block.dataset.degrees = degrees.toFixed(2);
-    const [first, second] = prediction.readings;
+    const first = prediction.readings[0];
+    // the flag names another digit: its best listed reading (a digit's profile can have two peaks, both listed)
+    const rival = prediction.readings.find((r) => r.digit !== first.digit);
     const ambiguity = block.querySelector(".ambiguity");
     ambiguity.hidden = !prediction.ambiguous;
     // two readings half a turn apart are the same picture read either way up (a 6 and a 9)
-    const apart = second ? Math.abs(((first.degrees - second.degrees + 540) % 360) - 180) : 0;
+    const apart = rival ? Math.abs(((first.degrees - rival.degrees + 540) % 360) - 180) : 0;
     ambiguity.textContent = !prediction.ambiguous
       ? ""
-      : apart > 135
-        ? `${first.digit} or ${second.digit}, depending on which way is up`
-        : `${first.digit}, or perhaps ${second.digit}`;
+      : !rival
+        ? `${first.digit}, or perhaps another digit` // the rival reading is not among the three listed
+        : apart > 135
+          ? `${first.digit} or ${rival.digit}, depending on which way is up`
+          : `${first.digit}, or perhaps ${rival.digit}`;
     block.querySelector(".readings").textContent =
       "readings: " +
       prediction.readings

@@ -15,6 +15,7 @@ import base64
 import io
 import logging
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,12 @@ def test_demo_page_draw_rotate_upload(service: str, browser: object, tmp_path: P
         assert "135°" in page.inner_text("#transform-label")
         page.wait_for_function("() => document.querySelector('#rotated').naturalWidth > 0")
         _screenshot(page, "demo_page.png")
+        # A flagged answer names the digit it may be instead, never the answer twice (a digit's profile can have two
+        # peaks, both among the readings listed: the screenshot's 7 has readings 7, 7, 6).
+        flagged = page.inner_text(f'#predictions [data-model="{GCNN}"] .ambiguity')
+        if flagged:
+            named = re.findall(r"\d", flagged)
+            assert named[0] == "7" and named[1:2] != ["7"], f"the flag reads {flagged!r}"
 
         # C8 element 3 (135 degrees, interpolated): the estimate follows within half a group step.
         moved = turned_by(_orientation(page, GCNN), upright_degrees)
