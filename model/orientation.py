@@ -106,7 +106,7 @@ class JointHead(nn.Module):
         self.group, self.frequencies, self.pose_trains_features = group, frequencies, pose_trains_features
         self.pool = pool
         self.invariant = nn.Linear(channels, classes)
-        pooled = channels * len(pool.split("_"))  # C per spatial pooling: the per-element features' channels
+        pooled = 2 * channels if pool == "mean_max" else channels  # the per-element features' channels
         self.pose = nn.Parameter(torch.randn(2, classes, pooled, frequencies) / pooled**0.5)  # Re, Im of W
         m = torch.arange(1, frequencies + 1, dtype=torch.float64)
         theta = torch.tensor([group.radians(g) for g in group.elements()], dtype=torch.float64)
