@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
 from model.networks import CNNConfig
@@ -47,7 +47,9 @@ def save_checkpoint(model: nn.Module, directory: Path, name: str, card: dict[str
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / f"{name}.safetensors"
     state = {key: value.detach().contiguous().cpu() for key, value in model.state_dict().items()}
-    save_file(state, str(weights_path))
+    # written by Python, not by safetensors' save_file (which makes the file 0600): readable as the user's umask says,
+    # like the card beside it, so a service run by another user can load a checkpoint copied into its weights folder
+    weights_path.write_bytes(save(state))
     full_card = {
         "name": name,
         "architecture": architecture_of(model),

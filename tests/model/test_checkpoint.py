@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,16 @@ def test_checkpoint_round_trip_gives_the_saved_models_logits(name: str, tmp_path
     x = torch.rand(3, 1, 28, 28)
     with torch.inference_mode():
         assert torch.equal(loaded(x), model(x))
+
+
+def test_checkpoint_files_are_readable_as_the_umask_says_like_the_card(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        card = save_checkpoint(create_model("cnn", hidden_channels=2), tmp_path, "cnn", {"metrics": {}})
+    finally:
+        os.umask(previous)
+    weights = tmp_path / "cnn.safetensors"
+    assert stat.S_IMODE(weights.stat().st_mode) == stat.S_IMODE(card.stat().st_mode) == 0o644
 
 
 @pytest.mark.parametrize("name", SHIPPED_GCNNS)
