@@ -105,9 +105,17 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=12, subsample="blur", canonicalize=True),
     ),
+    # gcnn_c8_canon with 14 channels per group element instead of 12: the widest that keeps within twice the
+    # FLOPs and the batch-1 latency of gcnn_c8_pose (1.36x and 1.69x; 16 channels: 1.77x and 2.14x).
+    "gcnn_c8_canon_wide": (
+        "GroupEquivariantCNN",
+        _robust(group="C8", hidden_channels=14, subsample="blur", canonicalize=True),
+    ),
     # gcnn_c8_canon with the joint head of gcnn_c8_blur_pose: the pose is read on the turned input and its
     # profile shifted back by the turn (model.orientation.shifted_profile).
     "gcnn_c8_canon_pose": ("GroupEquivariantCNN", _CANON_POSE),
+    # gcnn_c8_canon_pose on gcnn_c8_canon_wide's 14 channels (issue 19's upright target).
+    "gcnn_c8_canon_pose_wide": ("GroupEquivariantCNN", replace(_CANON_POSE, hidden_channels=14)),
     # gcnn_c8_canon_pose with invariant gates on its pose (model.pose_gate) and a band limit of 3: made from a trained
     # gcnn_c8_canon_pose by fitting its pose anew on the frozen features (python -m model.pose_refit).
     "gcnn_c8_canon_pose_gated": (
@@ -119,6 +127,11 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     "gcnn_c8_canon_pose_gated_max": (
         "GroupEquivariantCNN",
         replace(_CANON_POSE, pose_frequencies=3, pose_gate=128, pose_pool="mean_max"),
+    ),
+    # gcnn_c8_canon_pose_gated_max's pose on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
+    "gcnn_c8_canon_pose_wide_gated_max": (
+        "GroupEquivariantCNN",
+        replace(_CANON_POSE, hidden_channels=14, pose_frequencies=3, pose_gate=128, pose_pool="mean_max"),
     ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
