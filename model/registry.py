@@ -105,8 +105,9 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=12, subsample="blur", canonicalize=True),
     ),
-    # gcnn_c8_canon with 14 channels per group element instead of 12: the widest that keeps within twice the
-    # FLOPs and the batch-1 latency of gcnn_c8_pose (1.36x and 1.69x; 16 channels: 1.77x and 2.14x).
+    # gcnn_c8_canon with 14 channels per group element instead of 12: of 14 and 16, the width that keeps within twice
+    # the FLOPs and the batch-1 latency of gcnn_c8_pose (1.36x and 1.69x; 16 channels: 1.77x and 2.14x; measured on
+    # untrained networks, docs/evaluation.md).
     "gcnn_c8_canon_wide": (
         "GroupEquivariantCNN",
         _robust(group="C8", hidden_channels=14, subsample="blur", canonicalize=True),
