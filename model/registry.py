@@ -30,6 +30,9 @@ def _robust(**fields: Any) -> GCNNConfig:
 _CANON_POSE = _robust(
     group="C8", hidden_channels=12, subsample="blur", canonicalize=True, head="joint", pose_trains_features=False
 )
+# the served pose, fitted on a trained network's frozen features (python -m model.pose_refit): gates, a band limit
+# of 3, each element's features pooled over space by their mean and their maximum
+_GATED_MAX_POSE: dict[str, Any] = dict(pose_frequencies=3, pose_gate=128, pose_pool="mean_max")
 
 
 MODELS: dict[str, tuple[str, CNNConfig]] = {
@@ -127,12 +130,12 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     # as their mean (JointHead.per_element): made the same way, by python -m model.pose_refit.
     "gcnn_c8_canon_pose_gated_max": (
         "GroupEquivariantCNN",
-        replace(_CANON_POSE, pose_frequencies=3, pose_gate=128, pose_pool="mean_max"),
+        replace(_CANON_POSE, **_GATED_MAX_POSE),
     ),
     # gcnn_c8_canon_pose_gated_max's pose on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
     "gcnn_c8_canon_pose_wide_gated_max": (
         "GroupEquivariantCNN",
-        replace(_CANON_POSE, hidden_channels=14, pose_frequencies=3, pose_gate=128, pose_pool="mean_max"),
+        replace(_CANON_POSE, hidden_channels=14, **_GATED_MAX_POSE),
     ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }

@@ -12,7 +12,8 @@ import torch
 from model.checkpoint import load_checkpoint
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead
-from model.pose_refit import angle_loss, main, per_element_features, refit, start_from
+from model.pose_refit import POSE_FIELDS, angle_loss, main, per_element_features, refit, start_from
+from model.registry import MODELS
 from tests.model.test_equivariance import blobs
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
@@ -29,6 +30,22 @@ def test_angle_loss_is_log_steps_for_a_flat_profile_and_lowest_for_one_peaked_at
         coefficients[0, 3, 0] = torch.tensor([4 * math.cos(math.radians(peak)), 4 * math.sin(math.radians(peak))])
         losses[peak] = float(angle_loss(coefficients, labels))
     assert losses[0.0] < losses[5.0] < losses[30.0] < math.log(72)
+
+
+@pytest.mark.parametrize(
+    ("refitted", "trained"),
+    [
+        ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
+        ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
+        ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
+    ],
+)
+def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its_pose(
+    refitted: str, trained: str
+) -> None:
+    new, old = MODELS[refitted][1].to_dict(), MODELS[trained][1].to_dict()
+    changed = {key for key in new if new[key] != old[key]}
+    assert changed and changed <= set(POSE_FIELDS), changed
 
 
 def test_start_from_keeps_every_weight_but_the_pose_and_refuses_other_networks() -> None:
