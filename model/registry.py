@@ -33,6 +33,8 @@ _CANON_POSE = _robust(
 # the served pose, fitted on a trained network's frozen features (python -m model.pose_refit): gates, a band limit
 # of 3, each element's features pooled over space by their mean and their maximum
 _GATED_MAX_POSE: dict[str, Any] = dict(pose_frequencies=3, pose_gate=128, pose_pool="mean_max")
+# gcnn_c8_canon_pose on 14 channels per group element (gcnn_c8_canon_wide's width)
+_CANON_POSE_WIDE = replace(_CANON_POSE, hidden_channels=14)
 
 
 MODELS: dict[str, tuple[str, CNNConfig]] = {
@@ -119,7 +121,7 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     # profile shifted back by the turn (model.orientation.shifted_profile).
     "gcnn_c8_canon_pose": ("GroupEquivariantCNN", _CANON_POSE),
     # gcnn_c8_canon_pose on gcnn_c8_canon_wide's 14 channels (issue 19's upright target).
-    "gcnn_c8_canon_pose_wide": ("GroupEquivariantCNN", replace(_CANON_POSE, hidden_channels=14)),
+    "gcnn_c8_canon_pose_wide": ("GroupEquivariantCNN", _CANON_POSE_WIDE),
     # gcnn_c8_canon_pose with invariant gates on its pose (model.pose_gate) and a band limit of 3: made from a trained
     # gcnn_c8_canon_pose by fitting its pose anew on the frozen features (python -m model.pose_refit).
     "gcnn_c8_canon_pose_gated": (
@@ -135,7 +137,7 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     # gcnn_c8_canon_pose_gated_max's pose on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
     "gcnn_c8_canon_pose_wide_gated_max": (
         "GroupEquivariantCNN",
-        replace(_CANON_POSE, hidden_channels=14, **_GATED_MAX_POSE),
+        replace(_CANON_POSE_WIDE, **_GATED_MAX_POSE),
     ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
