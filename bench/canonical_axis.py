@@ -13,10 +13,13 @@ orients it better than that spread (docs/evaluation.md compares it with the join
 
     python -m bench.canonical_axis --digits 10000 --cards weights/gcnn_c8_pose.json weights/gcnn_c8_canon_pose.json
 
-With ``--cards``, also each model's mistakes on the first N upright test digits, sorted by how far the digit's own
-axis turns it (:data:`TURN_BINS`): whether a canonicalising network's upright mistakes come with the turn. And,
-sorted the same way, how far the turn as the network makes it (:func:`model.canonical.canonicalize`: 2x bicubic up,
-bilinear turn, area down) is from the same turn made at 8x: whether the interpolation grows with the turn.
+It also prints, for the first N upright test digits sorted by how far the digit's own axis turns it
+(:data:`TURN_BINS`), how far the turned image as the network makes it (:func:`model.canonical.canonicalize`: 2x
+bicubic up, bilinear turn, area down) lies from the same turn made at 8x: whether the interpolation grows with the
+turn. With no turn the bilinear turn is the identity, so what is left there is the 2x resampling against the 8x one.
+
+With ``--cards``, also each model's mistakes on the first N upright test digits, sorted the same way: whether a
+canonicalising network's upright mistakes come with the turn.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ __all__ = [
 ]
 
 TURN_BINS = (0.0, 5.0, 15.0, 30.0, 60.0, 90.0)  # edges, degrees of |turn| to the axis
-REFERENCE_UPSAMPLING = 8  # the reference turn: bicubic up 8x, bilinear turn, area down (4x is within 0.5% of it)
+REFERENCE_UPSAMPLING = 8  # the reference turn: bicubic up 8x, bilinear turn, 8x8 area down
 
 
 def axis_misses(images: torch.Tensor, seed: int = 0) -> np.ndarray:
@@ -95,8 +98,9 @@ def _turn_bins(turns: torch.Tensor) -> list[torch.Tensor]:
 
 def turn_interpolation_by_turn(images: torch.Tensor, batch_size: int = 250) -> list[tuple[int, float]]:
     """``(digits, median relative difference)`` per :data:`TURN_BINS` bin of the images' ``|upright_turn|``:
-    ``||c(x) - r(x)|| / ||r(x)||`` of the turn :func:`canonicalize` makes, ``c``, against the same turn made at
-    :data:`REFERENCE_UPSAMPLING` times the resolution, ``r`` (nan for an empty bin)."""
+    ``||c(x) - r(x)|| / ||r(x)||`` of the image turned as :func:`canonicalize` turns it, ``c``, against the same turn
+    made at :data:`REFERENCE_UPSAMPLING` times the resolution, ``r`` (nan for an empty bin; ``torch.median``: the
+    lower of the two middle values for an even count). At a turn of 0 it is the 2x resampling against the 8x one."""
     differences, turns = [], []
     for chunk in images.split(batch_size):  # the 8x copies of 10,000 digits would take gigabytes at once
         turned, turn = canonicalize(chunk)  # (B, C, H, W), (B,)

@@ -36,7 +36,7 @@ MIN_SWAPS_FLAGGED = 0.85
 # margin of about 5 points as the served pair's.
 MIXED_MODELS = {"GCNN_MODELS": "cnn_mixed,gcnn_c8_canon_pose_mixed"}
 MIXED_MIN_UPRIGHT = {"cnn_mixed": 0.94, "gcnn_c8_canon_pose_mixed": 0.95}
-MIXED_MIN_TURNED = 0.92
+MIXED_MIN_TURNED = 0.93
 
 
 @pytest.fixture(scope="module")
@@ -85,13 +85,15 @@ def test_the_gcnn_flags_turned_sixes_and_nines_it_reads_as_each_other(summary: d
 
 def test_the_shipped_mixed_pair_reads_real_uploads_upright_and_the_gcnn_turned_too(mixed_summary: dict) -> None:
     assert mixed_summary["errors"] == 0
+    for key, table in mixed_summary["table"].items():
+        assert table["all"]["refused"] == 0, key
     for name, minimum in MIXED_MIN_UPRIGHT.items():
-        table = mixed_summary["table"][f"{name} | prior none | upright"]["all"]
-        assert table["refused"] == 0 and table["accuracy"] >= minimum, (name, table)
-    turned = mixed_summary["table"]["gcnn_c8_canon_pose_mixed | prior none | turned"]["all"]
-    assert turned["refused"] == 0 and turned["accuracy"] >= MIXED_MIN_TURNED, turned
+        upright = mixed_summary["table"][f"{name} | prior none | upright"]["all"]["accuracy"]
+        assert upright >= minimum, (name, upright)
+    turned = mixed_summary["table"]["gcnn_c8_canon_pose_mixed | prior none | turned"]["all"]["accuracy"]
+    assert turned >= MIXED_MIN_TURNED, turned
     swaps = mixed_summary["half_turn_mistakes"]["gcnn_c8_canon_pose_mixed"]
-    assert swaps["flagged"] >= MIN_SWAPS_FLAGGED * swaps["mistakes"], swaps
+    assert swaps["mistakes"] > 0 and swaps["flagged"] >= MIN_SWAPS_FLAGGED * swaps["mistakes"], swaps
 
 
 def test_summary_counts_turned_six_nine_swaps_and_how_many_were_flagged() -> None:
