@@ -30,9 +30,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from model.canonical import canonicalize, principal_angle, upright_turn
+from model.canonical import canonicalize, principal_angle, turned_finely, upright_turn
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
 from model.evaluate import predict
@@ -104,8 +103,7 @@ def turn_interpolation_by_turn(images: torch.Tensor, batch_size: int = 250) -> l
     differences, turns = [], []
     for chunk in images.split(batch_size):  # the 8x copies of 10,000 digits would take gigabytes at once
         turned, turn = canonicalize(chunk)  # (B, C, H, W), (B,)
-        fine = F.interpolate(chunk, scale_factor=REFERENCE_UPSAMPLING, mode="bicubic", align_corners=False)
-        reference = F.avg_pool2d(rotate_bilinear(fine, turn), REFERENCE_UPSAMPLING)  # (B, C, H, W)
+        reference = turned_finely(chunk, turn, REFERENCE_UPSAMPLING)  # (B, C, H, W)
         norms = reference.flatten(1).norm(dim=1).clamp_min(1e-12)  # (B,)
         differences.append((turned - reference).flatten(1).norm(dim=1) / norms)
         turns.append(turn)

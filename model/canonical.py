@@ -34,7 +34,15 @@ import torch.nn.functional as F
 
 from model.rotation import rotate_bilinear
 
-__all__ = ["UPSAMPLING", "axis_angle", "canonicalize", "principal_angle", "standing_turn", "upright_turn"]
+__all__ = [
+    "UPSAMPLING",
+    "axis_angle",
+    "canonicalize",
+    "principal_angle",
+    "standing_turn",
+    "turned_finely",
+    "upright_turn",
+]
 
 UPSAMPLING = 2  # the turn is made at 2x resolution (bicubic up, bilinear turn, area down): less blur than at 1x
 
@@ -70,6 +78,13 @@ def upright_turn(images: torch.Tensor) -> torch.Tensor:
     return standing_turn(principal_angle(images))
 
 
+def turned_finely(images: torch.Tensor, degrees: torch.Tensor, upsampling: int = UPSAMPLING) -> torch.Tensor:
+    """``(B, C, H, W)`` images each turned counter-clockwise by its own angle ``(B,)`` at ``upsampling`` times the
+    resolution: bicubic up, bilinear turn, area down."""
+    fine = F.interpolate(images, scale_factor=upsampling, mode="bicubic", align_corners=False)  # (B, C, uH, uW)
+    return F.avg_pool2d(rotate_bilinear(fine, degrees), upsampling)  # (B, C, H, W)
+
+
 def canonicalize(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, C, H, W)`` images turned by :func:`upright_turn` (made at 2x resolution), and the turn ``(B,)``.
 
@@ -79,6 +94,4 @@ def canonicalize(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     if images.dim() != 4:
         raise ValueError(f"expected (B, C, H, W) images, got {tuple(images.shape)}")
     turn = upright_turn(images)  # (B,) float64, on the images' device
-    fine = F.interpolate(images, scale_factor=UPSAMPLING, mode="bicubic", align_corners=False)  # (B, C, 2H, 2W)
-    turned = F.avg_pool2d(rotate_bilinear(fine, turn), UPSAMPLING)  # (B, C, H, W)
-    return turned, turn
+    return turned_finely(images, turn), turn
