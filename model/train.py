@@ -36,6 +36,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler, TensorDataset
 from tqdm import tqdm
 
+from model.augment import random_shift
 from model.checkpoint import count_parameters, load_checkpoint, save_checkpoint
 from model.data import load_mnist, load_synthetic
 from model.distributed import Workers, average_norm_statistics, data_parallel, start, stop, sum_over_workers
@@ -91,12 +92,14 @@ def train(
     device: str,
     max_steps: int | None = None,
     workers: Workers | None = None,
+    shift: int = 0,
 ) -> list[dict[str, float]]:
     """Train in place; returns per-epoch mean loss and accuracy (over all processes).
 
     ``batch_size`` is the global batch: with ``workers.world_size`` processes each takes an equal
     share of it, from its shard of the epoch's permutation (:class:`DistributedSampler`, seed
-    ``seed + epoch``), and the gradients are averaged over them (:mod:`model.distributed`).
+    ``seed + epoch``), and the gradients are averaged over them (:mod:`model.distributed`). ``shift`` > 0
+    moves every training image by its own whole number of pixels up to ``shift`` (:func:`model.augment.random_shift`).
     """
     workers = workers or Workers(device=device)
     if batch_size % workers.world_size:
@@ -120,7 +123,7 @@ def train(
         loss_sum, batches, correct, seen = 0.0, 0, 0, 0
         bar = tqdm(order.split(local_batch), desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not workers.main)
         for batch in bar:
-            loss, logits = objective(images[batch], labels[batch])
+            loss, logits = objective(random_shift(images[batch], shift), labels[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -217,6 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps")
     parser.add_argument(
+        "--shift",
+        type=int,
+        default=0,
+        metavar="PIXELS",
+        help="move each training image by its own whole number of pixels, up to this many each way (not a rotation)",
+    )
+    parser.add_argument(
         "--val-split",
         type=int,
         default=0,
@@ -299,6 +309,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         device=device,
         max_steps=args.max_steps,
         workers=workers,
+        shift=args.shift,
     )
     wall_time = time.perf_counter() - started
     stop(workers)

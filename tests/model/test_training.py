@@ -205,6 +205,15 @@ def test_fine_tuning_refuses_a_checkpoint_of_another_config(smoke_card: Path, tm
         ])  # fmt: skip
 
 
+def test_training_with_shifts_records_them_and_sees_other_images(smoke_card: Path, tmp_path: Path) -> None:
+    common = ["--model", "gcnn_c8", "--set", "hidden_channels=4", "--epochs", "1", "--batch-size", "64", "--limit",
+              "128", "--eval-limit", "50", "--device", "cpu"]  # fmt: skip
+    plain = json.loads(train_main([*common, "--name", "plain", "--out-dir", str(tmp_path)]).read_text())
+    moved = json.loads(train_main([*common, "--name", "moved", "--shift", "2", "--out-dir", str(tmp_path)]).read_text())
+    assert plain["training"]["shift"] == 0 and moved["training"]["shift"] == 2
+    assert moved["training"]["history"] != plain["training"]["history"]  # same seed, other pixels
+
+
 @pytest.mark.data
 def test_evaluation_figures_go_beside_the_numbers_not_over_the_shipped_ones(tmp_path: Path) -> None:
     shipped = {name: (WEIGHTS / name).read_bytes() for name in ("accuracy_vs_angle.png", "orientation_error.png")}
