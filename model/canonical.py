@@ -22,6 +22,14 @@ digits at many angles: the data are upright, the network's input is each digit a
 
 Mirrors: ``phi`` of a left-right flipped image is ``-phi``, so canonicalising commutes with the flip too.
 
+**Where the digit sits** (``centred=True``): the turn above is made about the image centre, so a digit whose
+centre of mass is off it (MNIST's sits half a pixel right of and below the centre of its 28x28 field) reaches the
+network moved by the turn, and a digit shifted by a fraction of a pixel reaches it shifted. The trained C8 networks
+here read a digit moved left or up by half a pixel about a point worse (``docs/evaluation.md``). With ``centred``
+the turn is made about the centre of mass, which lands on the image centre: every input reaches the network with
+its ink's centre at the grid's centre of symmetry, whatever its place and turn, and two inputs that differ by a turn
+and a shift still differ by a half turn about that centre, exact on the grid.
+
 Where the axis is weak (an ink distribution nearly isotropic), interpolation can move
 ``phi`` by more; the input then reaches the network turned by what that error is, which the network reads
 as it reads any turned digit.
@@ -38,6 +46,7 @@ __all__ = [
     "UPSAMPLING",
     "axis_angle",
     "canonicalize",
+    "centre_of_mass",
     "principal_angle",
     "standing_turn",
     "turned_finely",
@@ -73,25 +82,45 @@ def principal_angle(images: torch.Tensor) -> torch.Tensor:
     return axis_angle(ink, rows, cols)
 
 
+def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
+    """(row, column) ``(B, 2)`` float64 of each ``(B, C, H, W)`` image's ink (channels summed, negative values as
+    none); the image centre for an image without ink."""
+    ink = images.detach().double().clamp_min(0.0).sum(dim=1)  # (B, H, W)
+    height, width = ink.shape[-2:]
+    mass = ink.sum(dim=(1, 2))  # (B,)
+    rows = torch.arange(height, dtype=torch.float64, device=ink.device)
+    cols = torch.arange(width, dtype=torch.float64, device=ink.device)
+    row = (ink.sum(dim=2) * rows).sum(dim=1) / mass.clamp_min(1e-12)
+    col = (ink.sum(dim=1) * cols).sum(dim=1) / mass.clamp_min(1e-12)
+    empty = mass <= 0
+    row, col = row.masked_fill(empty, (height - 1) / 2), col.masked_fill(empty, (width - 1) / 2)
+    return torch.stack((row, col), dim=1)
+
+
 def upright_turn(images: torch.Tensor) -> torch.Tensor:
     """The counter-clockwise turn ``(B,)`` in degrees, in [-90, 90), that stands each image's axis vertical."""
     return standing_turn(principal_angle(images))
 
 
-def turned_finely(images: torch.Tensor, degrees: torch.Tensor, upsampling: int = UPSAMPLING) -> torch.Tensor:
+def turned_finely(
+    images: torch.Tensor, degrees: torch.Tensor, upsampling: int = UPSAMPLING, centre: torch.Tensor | None = None
+) -> torch.Tensor:
     """``(B, C, H, W)`` images each turned counter-clockwise by its own angle ``(B,)`` at ``upsampling`` times the
-    resolution: bicubic up, bilinear turn, area down."""
+    resolution: bicubic up, bilinear turn, area down. About the image centre, or about ``centre`` ``(B, 2)``
+    ((row, column) in pixels), which then lands on the image centre."""
     fine = F.interpolate(images, scale_factor=upsampling, mode="bicubic", align_corners=False)  # (B, C, uH, uW)
-    return F.avg_pool2d(rotate_bilinear(fine, degrees), upsampling)  # (B, C, H, W)
+    fine_centre = None if centre is None else centre * upsampling + (upsampling - 1) / 2  # pixel p -> u p + (u-1)/2
+    return F.avg_pool2d(rotate_bilinear(fine, degrees, fine_centre), upsampling)  # (B, C, H, W)
 
 
-def canonicalize(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(B, C, H, W)`` images turned by :func:`upright_turn` (made at 2x resolution), and the turn ``(B,)``.
+def canonicalize(images: torch.Tensor, centred: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C, H, W)`` images turned by :func:`upright_turn` (made at 2x resolution), and the turn ``(B,)``;
+    with ``centred``, turned about their centre of mass, which lands on the image centre.
 
-    Gradients do not flow into the turn's angle (a function of the input alone), only through the
-    resampling of the pixels.
+    Gradients do not flow into the turn's angle or the centre (functions of the input alone), only through
+    the resampling of the pixels.
     """
     if images.dim() != 4:
         raise ValueError(f"expected (B, C, H, W) images, got {tuple(images.shape)}")
     turn = upright_turn(images)  # (B,) float64, on the images' device
-    return turned_finely(images, turn), turn
+    return turned_finely(images, turn, centre=centre_of_mass(images) if centred else None), turn

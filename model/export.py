@@ -75,7 +75,8 @@ def export(model: nn.Module, size: int = 28) -> nn.Module:
         plain: nn.Module
         if model.config.canonicalize:
             pose = _shifted_pose(model.head) if isinstance(model.head, JointHead) else None
-            outputs = _CanonicalOutputs(_Canonical(size), nn.Sequential(*features), nn.Sequential(*digits), pose)
+            canonical = _Canonical(size, centred=model.config.canonical_centred)
+            outputs = _CanonicalOutputs(canonical, nn.Sequential(*features), nn.Sequential(*digits), pose)
             plain = torch.fx.symbolic_trace(outputs)
         elif isinstance(model.head, JointHead):
             pose_head = _pose_head(model.head) if model.head.is_linear else _TracedPose(model.head)
@@ -133,15 +134,16 @@ class _Canonical(nn.Module):
     """Images ``(B, I, S, S)`` -> (the images turned to their principal axis, the turn ``(B,)`` in degrees):
     :func:`model.canonical.canonicalize` for one image size, in torch operations only (traced by ``torch.fx``;
     the angle by the library's own :func:`~model.canonical.axis_angle`, the turn's sampling grid as
-    :func:`model.rotation.rotate_bilinear` builds it, in float32)."""
+    :func:`model.rotation.rotate_bilinear` builds it, in float32); with ``centred``, about the centre of mass."""
 
     rows: torch.Tensor  # buffers, annotated for type checkers
     cols: torch.Tensor
     fine_x: torch.Tensor
     fine_y: torch.Tensor
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, centred: bool = False) -> None:
         super().__init__()
+        self.centred, self.centre = centred, (size - 1) / 2
         pixels, fine = torch.arange(size, dtype=torch.float32), torch.arange(size * UPSAMPLING, dtype=torch.float32)
         self.register_buffer("rows", pixels[:, None])  # (S, 1)
         self.register_buffer("cols", pixels[None, :])  # (1, S)
@@ -151,11 +153,18 @@ class _Canonical(nn.Module):
         self.to_grid = 2.0 / (size * UPSAMPLING)  # plane offsets from the centre -> grid_sample's [-1, 1]
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        turn = standing_turn(axis_angle(images.clamp_min(0.0).sum(dim=1), self.rows, self.cols))  # (B,) degrees
+        ink = images.clamp_min(0.0).sum(dim=1)  # (B, S, S)
+        turn = standing_turn(axis_angle(ink, self.rows, self.cols))  # (B,) degrees
         theta = torch.deg2rad(turn)[:, None, None]  # (B, 1, 1)
         cos, sin = torch.cos(theta), torch.sin(theta)
         source_x = cos * self.fine_x + sin * self.fine_y  # (B, 2S, 2S): where each output pixel reads, R(-theta)
         source_y = cos * self.fine_y - sin * self.fine_x
+        if self.centred:  # about the centre of mass: its offset from the image centre, in fine pixels
+            mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)  # (B,)
+            row = (ink * self.rows).sum(dim=(1, 2)) / mass
+            col = (ink * self.cols).sum(dim=(1, 2)) / mass
+            source_x = source_x + (UPSAMPLING * (col - self.centre))[:, None, None]
+            source_y = source_y + (UPSAMPLING * (self.centre - row))[:, None, None]
         grid = torch.stack((source_x * self.to_grid, -source_y * self.to_grid), dim=-1)  # (B, 2S, 2S, 2)
         fine = F.interpolate(images, scale_factor=UPSAMPLING, mode="bicubic", align_corners=False)  # (B, I, 2S, 2S)
         turned = F.grid_sample(fine, grid, mode="bilinear", padding_mode="zeros", align_corners=False)

@@ -86,6 +86,7 @@ class GCNNConfig(CNNConfig):
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
     band_limit: int = 0  # > 0: features of SO(2), frequencies 0..band_limit on the group's angles (model.fourier)
     canonicalize: bool = False  # turn each input to its own principal axis first (model.canonical)
+    canonical_centred: bool = False  # canonicalize only: turn about the centre of mass, landing on the image centre
 
 
 def config_from_dict(config_type: type[CNNConfig], values: dict[str, Any]) -> CNNConfig:
@@ -184,6 +185,8 @@ class GroupEquivariantCNN(CachingModule):
             raise ValueError(f"subsample must be one of {SUBSAMPLINGS} and nonlinearity one of {ACTIVATIONS}")
         if config.canonicalize and self.group.rotations % 2:
             raise ValueError(f"canonicalize needs a group with the half turn (C_N or D_N, N even), got {config.group}")
+        if config.canonical_centred and not config.canonicalize:
+            raise ValueError("canonical_centred is an option of canonicalize, which is off")
         self.group_pool = GroupPool(config.group_pool)
         self.head: nn.Module = (
             JointHead(
@@ -230,7 +233,7 @@ class GroupEquivariantCNN(CachingModule):
     def canonical_input(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """With ``config.canonicalize``, the input turned to its own principal axis and the turn ``(B,)`` in
         degrees (:mod:`model.canonical`); else the input as it is and ``None``."""
-        return canonicalize(x) if self.config.canonicalize else (x, None)
+        return canonicalize(x, self.config.canonical_centred) if self.config.canonicalize else (x, None)
 
     def low_pass(self, x: torch.Tensor) -> torch.Tensor:
         """The input blurred by ``config.input_blur`` (each channel alone; symmetric, so equivariant to D_4)."""

@@ -122,6 +122,9 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
     "gcnn_c8_canon_pose": ("GroupEquivariantCNN", _CANON_POSE),
     # gcnn_c8_canon_pose on gcnn_c8_canon_wide's 14 channels (issue 19's upright target).
     "gcnn_c8_canon_pose_wide": ("GroupEquivariantCNN", _CANON_POSE_WIDE),
+    # gcnn_c8_canon_pose turning each input about its centre of mass, which lands on the image centre: the network
+    # reads every digit at one place, wherever it sits (model.canonical, centred=True)
+    "gcnn_c8_canon_pose_centred": ("GroupEquivariantCNN", replace(_CANON_POSE, canonical_centred=True)),
     # gcnn_c8_canon_pose with invariant gates on its pose (model.pose_gate) and a band limit of 3: made from a trained
     # gcnn_c8_canon_pose by fitting its pose anew on the frozen features (python -m model.pose_refit).
     "gcnn_c8_canon_pose_gated": (

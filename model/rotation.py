@@ -39,12 +39,17 @@ def rotate(images: torch.Tensor, degrees: float) -> torch.Tensor:
     return rotate_bilinear(images, degrees)
 
 
-def rotate_bilinear(images: torch.Tensor, degrees: float | torch.Tensor) -> torch.Tensor:
+def rotate_bilinear(
+    images: torch.Tensor, degrees: float | torch.Tensor, centre: torch.Tensor | None = None
+) -> torch.Tensor:
     """Rotate ``(..., H, W)`` images by bilinear interpolation, zero fill, same size.
 
     ``degrees`` is one angle for all images or a tensor with one angle per
     leading index (shape ``images.shape[:-2]`` flattened to ``(B,)`` where
-    ``images`` is ``(B, ..., H, W)``).
+    ``images`` is ``(B, ..., H, W)``). ``centre`` ``(B, 2)``, (row, column) in
+    pixels: each image turns about this point of its own, which lands at the
+    image centre (a turn and a shift in one resampling); by default the image
+    centre itself.
     """
     if not images.is_floating_point():
         raise TypeError(f"images must be floating point, got {images.dtype}")
@@ -53,16 +58,17 @@ def rotate_bilinear(images: torch.Tensor, degrees: float | torch.Tensor) -> torc
     flat = images.reshape(batch, -1, height, width)  # (B, C, H, W)
     angles = torch.as_tensor(degrees, dtype=torch.float64, device=images.device)
     angles = angles.expand(batch) if angles.dim() == 0 else angles.reshape(batch)
-    grid = _sampling_grid(height, width, angles).to(images.dtype)  # (B, H, W, 2)
+    grid = _sampling_grid(height, width, angles, centre).to(images.dtype)  # (B, H, W, 2)
     rotated = F.grid_sample(flat, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return rotated.reshape(images.shape)
 
 
-def _sampling_grid(height: int, width: int, degrees: torch.Tensor) -> torch.Tensor:
+def _sampling_grid(height: int, width: int, degrees: torch.Tensor, centre: torch.Tensor | None = None) -> torch.Tensor:
     """Where each output pixel samples the input, in grid_sample's [-1, 1] units.
 
     Output pixel (row i, column j) sits at plane point x = j - cx, y = cy - i
-    (y up); rotating the image by theta means it reads the input at R(-theta) (x, y).
+    (y up); rotating the image by theta means it reads the input at R(-theta) (x, y),
+    about the image centre or about ``centre`` ``(B, 2)`` (row, column).
     """
     theta = torch.deg2rad(degrees)[:, None, None]  # (B, 1, 1)
     rows = torch.arange(height, dtype=torch.float64, device=degrees.device)
@@ -73,6 +79,10 @@ def _sampling_grid(height: int, width: int, degrees: torch.Tensor) -> torch.Tens
     cos, sin = torch.cos(theta), torch.sin(theta)
     src_x = cos * x + sin * y  # (B, H, W)
     src_y = -sin * x + cos * y
-    src_col, src_row = src_x + cx, cy - src_y
+    if centre is None:
+        src_col, src_row = src_x + cx, cy - src_y
+    else:
+        about = centre.to(device=degrees.device, dtype=torch.float64)[:, :, None, None]  # (B, 2, 1, 1)
+        src_col, src_row = src_x + about[:, 1], about[:, 0] - src_y
     # align_corners=False: pixel centre j sits at (2j + 1) / W - 1
     return torch.stack(((2 * src_col + 1) / width - 1, (2 * src_row + 1) / height - 1), dim=-1)

@@ -198,7 +198,7 @@ def test_export_refuses_other_modules() -> None:
         export(nn.Linear(2, 2))
 
 
-@pytest.mark.parametrize("name", ["gcnn_c8_canon", "gcnn_c8_canon_pose"])
+@pytest.mark.parametrize("name", ["gcnn_c8_canon", "gcnn_c8_canon_pose", "gcnn_c8_canon_pose_centred"])
 def test_export_of_a_canonicalising_network_turns_the_input_as_the_library_does(name: str, tmp_path: Path) -> None:
     model = calibrated(name)
     plain, x = export(model), images(8)

@@ -62,3 +62,14 @@ def test_non_finite_angles_are_rejected(bad: float) -> None:
 def test_integer_images_are_rejected() -> None:
     with pytest.raises(TypeError, match="floating"):
         rotate_bilinear(torch.zeros(1, 4, 4, dtype=torch.uint8), 10.0)
+
+
+def test_turning_about_another_centre_brings_that_point_to_the_image_centre() -> None:
+    images = torch.rand(2, 1, 9, 9)
+    centre = torch.tensor([[5.0, 4.0], [4.0, 2.0]])  # (row, column): one pixel down; two pixels left
+    moved = rotate_bilinear(images, torch.zeros(2), centre)  # no turn: a whole-pixel shift, nothing interpolated
+    torch.testing.assert_close(moved[0, :, :-1], images[0, :, 1:])
+    torch.testing.assert_close(moved[1, :, :, 2:], images[1, :, :, :-2])
+    about_centre = torch.full((2, 2), 4.0)  # the image centre: the default turn
+    turned = rotate_bilinear(images, 30.0 * torch.ones(2), about_centre)
+    torch.testing.assert_close(turned, rotate_bilinear(images, 30.0))
