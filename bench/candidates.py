@@ -13,7 +13,8 @@ with the two-copy orbit average
 (:class:`model.orbit_average.OrbitAverage`, input and input turned by 22.5°), it prints:
 
 - upright and rotated accuracy on the held-out (or test) digits (each turned by its own random angle, seed 0, as
-  :func:`model.evaluate.rotated_test_set` turns the test set);
+  :func:`model.evaluate.rotated_test_set` turns the test set), and how many of the mistakes are a 6 read as a 9 or a
+  9 as a 6, upright / rotated (what a reader invariant to the half turn cannot tell apart by shape alone);
 - the worst 15° bin: the rotated digits binned by their angle modulo 90° (a C4-exact network reads a
   digit turned by ``theta`` and by ``theta + 90°`` identically, so the six bins hold ~N/6 digits each);
 - the invariance error of the log-probabilities at 45° and 22.5° on the first 200 held-out digits,
@@ -54,6 +55,8 @@ class Row:
     name: str
     upright: float
     rotated: float
+    swaps_upright: int  # mistakes that read a 6 as a 9 or a 9 as a 6
+    swaps_rotated: int
     worst_bin: float
     worst_bin_start: int
     error_45: float
@@ -75,6 +78,11 @@ def invariance_error(model: nn.Module, images: torch.Tensor, degrees: float) -> 
     upright = log_probabilities(model, turned_cleanly(images, 0.0))
     turned = log_probabilities(model, turned_cleanly(images, degrees))
     return float((turned - upright).norm() / upright.norm())
+
+
+def six_nine_swaps(predicted: torch.Tensor, labels: torch.Tensor) -> int:
+    """How many digits labelled 6 are read as 9, and 9 as 6."""
+    return int((((labels == 6) & (predicted == 9)) | ((labels == 9) & (predicted == 6))).sum())
 
 
 def worst_bin(correct: np.ndarray, angles: np.ndarray) -> tuple[float, int]:
@@ -138,8 +146,10 @@ def compare(
     rows = []
     for name, model in models.items():
         logging.info("scoring %s", name)
-        correct = (log_probabilities(model, rotated).argmax(1) == val_labels).numpy()
-        upright = (log_probabilities(model, val_images).argmax(1) == val_labels).float().mean().item()
+        read_rotated = log_probabilities(model, rotated).argmax(1)
+        read_upright = log_probabilities(model, val_images).argmax(1)
+        correct = (read_rotated == val_labels).numpy()
+        upright = (read_upright == val_labels).float().mean().item()
         low, start = worst_bin(correct, angles)
         probe = val_images[:200]
         x = torch.rand(1, 1, 28, 28)
@@ -149,6 +159,8 @@ def compare(
                 name,
                 upright,
                 float(correct.mean()),
+                six_nine_swaps(read_upright, val_labels),
+                six_nine_swaps(read_rotated, val_labels),
                 low,
                 start,
                 invariance_error(model, probe, 45.0),
@@ -164,14 +176,15 @@ def compare(
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| model | upright | rotated | worst 15° bin (mod 90°) | log-prob error 45° | 22.5° | parameters "
-        "| MFLOP/image | batch-1 latency | training |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | upright | rotated | 6/9 swaps (upright / rotated) | worst 15° bin (mod 90°) | log-prob error 45° "
+        "| 22.5° | parameters | MFLOP/image | batch-1 latency | training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         seconds = f"{r.train_seconds:.0f} s" if r.train_seconds is not None else "-"
         lines.append(
-            f"| {r.name} | {100 * r.upright:.2f}% | {100 * r.rotated:.2f}% | {100 * r.worst_bin:.2f}% "
+            f"| {r.name} | {100 * r.upright:.2f}% | {100 * r.rotated:.2f}% | {r.swaps_upright} / {r.swaps_rotated} "
+            f"| {100 * r.worst_bin:.2f}% "
             f"({r.worst_bin_start}-{r.worst_bin_start + BIN_DEGREES}°) | {r.error_45:.4f} | {r.error_22_5:.4f} "
             f"| {r.parameters:,} | {r.flops / 1e6:.0f} | {r.latency_ratio:.2f}x | {seconds} |"
         )
