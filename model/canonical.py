@@ -44,6 +44,7 @@ __all__ = [
     "axis_angle",
     "canonicalize",
     "centre_of_mass",
+    "ink_centre",
     "principal_angle",
     "standing_turn",
     "turned_finely",
@@ -53,12 +54,19 @@ __all__ = [
 UPSAMPLING = 2  # the turn is made at 2x resolution (bicubic up, bilinear turn, area down): less blur than at 1x
 
 
+def ink_centre(ink: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre of mass (row ``(B,)``, column ``(B,)``) of ink ``(B, H, W)`` (>= 0), given the pixels' row
+    ``(H, 1)`` and column ``(1, W)`` indices in its dtype. The maths, shared with the export (:mod:`model.export`)."""
+    mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)  # (B,)
+    return (ink * rows).sum(dim=(1, 2)) / mass, (ink * cols).sum(dim=(1, 2)) / mass
+
+
 def axis_angle(ink: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     """``phi`` ``(B,)`` in degrees, (-90, 90], of ink ``(B, H, W)`` (>= 0), given the pixels' row ``(H, 1)`` and
     column ``(1, W)`` indices in its dtype. The maths, shared with the export (:mod:`model.export`)."""
-    mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)  # (B,)
-    x = cols - ((ink * cols).sum(dim=(1, 2)) / mass)[:, None, None]  # (B, 1, W): right of the centre of mass
-    y = ((ink * rows).sum(dim=(1, 2)) / mass)[:, None, None] - rows  # (B, H, 1): up from it
+    row, col = ink_centre(ink, rows, cols)  # (B,), (B,)
+    x = cols - col[:, None, None]  # (B, 1, W): right of the centre of mass
+    y = row[:, None, None] - rows  # (B, H, 1): up from it
     real = (ink * (x * x - y * y)).sum(dim=(1, 2))  # (B,): sum I z^2 = sum I (x^2 - y^2) + 2i sum I x y
     imag = (2 * ink * x * y).sum(dim=(1, 2))  # (B,)
     return torch.rad2deg(torch.atan2(imag, real)) / 2
@@ -84,12 +92,10 @@ def centre_of_mass(images: torch.Tensor) -> torch.Tensor:
     none); the image centre for an image without ink."""
     ink = images.detach().double().clamp_min(0.0).sum(dim=1)  # (B, H, W)
     height, width = ink.shape[-2:]
-    mass = ink.sum(dim=(1, 2))  # (B,)
-    rows = torch.arange(height, dtype=torch.float64, device=ink.device)
-    cols = torch.arange(width, dtype=torch.float64, device=ink.device)
-    row = (ink.sum(dim=2) * rows).sum(dim=1) / mass.clamp_min(1e-12)
-    col = (ink.sum(dim=1) * cols).sum(dim=1) / mass.clamp_min(1e-12)
-    empty = mass <= 0
+    rows = torch.arange(height, dtype=torch.float64, device=ink.device)[:, None]  # (H, 1)
+    cols = torch.arange(width, dtype=torch.float64, device=ink.device)[None, :]  # (1, W)
+    row, col = ink_centre(ink, rows, cols)
+    empty = ink.sum(dim=(1, 2)) <= 0
     row, col = row.masked_fill(empty, (height - 1) / 2), col.masked_fill(empty, (width - 1) / 2)
     return torch.stack((row, col), dim=1)
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from model.antialias import binomial_kernel
-from model.canonical import UPSAMPLING, axis_angle, standing_turn
+from model.canonical import UPSAMPLING, axis_angle, ink_centre, standing_turn
 from model.checkpoint import load_checkpoint
 from model.fusion import fold_batch_norm
 from model.layers import GroupBatchNorm, GroupConv2d, LiftingConv2d
@@ -160,9 +160,7 @@ class _Canonical(nn.Module):
         source_x = cos * self.fine_x + sin * self.fine_y  # (B, 2S, 2S): where each output pixel reads, R(-theta)
         source_y = cos * self.fine_y - sin * self.fine_x
         if self.centred:  # about the centre of mass: its offset from the image centre, in fine pixels
-            mass = ink.sum(dim=(1, 2)).clamp_min(1e-12)  # (B,)
-            row = (ink * self.rows).sum(dim=(1, 2)) / mass
-            col = (ink * self.cols).sum(dim=(1, 2)) / mass
+            row, col = ink_centre(ink, self.rows, self.cols)  # (B,), (B,)
             source_x = source_x + (UPSAMPLING * (col - self.centre))[:, None, None]
             source_y = source_y + (UPSAMPLING * (self.centre - row))[:, None, None]
         grid = torch.stack((source_x * self.to_grid, -source_y * self.to_grid), dim=-1)  # (B, 2S, 2S, 2)
