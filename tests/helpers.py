@@ -32,6 +32,16 @@ def smooth_images(batch: int, channels: int, size: int, sigma: float = 1.5, seed
     return images / images.std()
 
 
+def moved(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``(..., H, W)`` images moved down by ``dy`` and right by ``dx`` whole pixels; background (0) fills in."""
+    out = torch.zeros_like(x)
+    height, width = x.shape[-2:]
+    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = x[
+        ..., max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
+    ]
+    return out
+
+
 def centre(x: torch.Tensor, margin: int) -> torch.Tensor:
     """The spatial centre of ``(..., H, W)``, ``margin`` pixels cut from each side."""
     return x[..., margin:-margin, margin:-margin]

@@ -6,16 +6,7 @@ import pytest
 import torch
 
 from model.augment import random_shift
-
-
-def shifted(image: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``image`` ``(C, H, W)`` moved down by ``dy`` and right by ``dx``, background filling in."""
-    out = torch.zeros_like(image)
-    height, width = image.shape[-2:]
-    out[:, max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = image[
-        :, max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return out
+from tests.helpers import moved
 
 
 def test_zero_shift_returns_the_images_unchanged() -> None:
@@ -27,8 +18,8 @@ def test_every_image_is_itself_moved_by_whole_pixels_within_the_bound() -> None:
     images = torch.rand(64, 2, 12, 10)
     out = random_shift(images, 2, generator=torch.Generator().manual_seed(0))
     seen = set()
-    for image, moved in zip(images, out, strict=True):
-        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(moved, shifted(image, dy, dx))]
+    for image, found in zip(images, out, strict=True):
+        matches = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if torch.equal(found, moved(image, dy, dx))]
         assert len(matches) == 1  # exactly one whole-pixel shift, bit for bit: nothing interpolated
         seen.add(matches[0])
     assert len(seen) > 10  # each image draws its own shift

@@ -15,6 +15,7 @@ from model.equivariance import equivariance_errors, turned_cleanly
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead, shifted_profile
 from model.registry import create_model
+from tests.helpers import moved
 from tests.model.test_equivariance import blobs
 
 
@@ -83,16 +84,6 @@ def test_canonical_image_of_a_quarter_turned_input_is_the_same_up_to_a_half_turn
     upright, _ = canonicalize(x, centred)
     turned, _ = canonicalize(torch.rot90(x, quarter_turns, dims=(-2, -1)), centred)
     assert half_turn_apart(turned, upright).max() <= 1e-5
-
-
-def moved(x: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``x`` moved down by ``dy`` and right by ``dx`` whole pixels (what leaves the field is the background's)."""
-    out = torch.zeros_like(x)
-    height, width = x.shape[-2:]
-    out[..., max(dy, 0) : height + min(dy, 0), max(dx, 0) : width + min(dx, 0)] = x[
-        ..., max(-dy, 0) : height + min(-dy, 0), max(-dx, 0) : width + min(-dx, 0)
-    ]
-    return out
 
 
 def test_centred_canonical_image_has_its_ink_on_the_image_centre() -> None:
