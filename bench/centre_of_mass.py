@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from bench.candidates import six_nine_swaps
 from model.checkpoint import load_checkpoint
 from model.data import load_mnist
 from model.evaluate import accuracy, predict
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{card['name']}: all {len(every_label)} test digits (mistakes that swap 6 and 9)")
         for name, offset in SHIFTS:
             predicted = predict(model, shift(every_image, offset, offset))
-            swaps = int((((every_label == 6) & (predicted == 9)) | ((every_label == 9) & (predicted == 6))).sum())
+            swaps = six_nine_swaps(predicted, every_label)
             wrong = int((predicted != every_label).sum())
             print(f"  {name:<76} {100 * accuracy(predicted, every_label):6.2f}%  ({swaps} of {wrong})")
 
