@@ -81,6 +81,7 @@ class GCNNConfig(CNNConfig):
     pose_trains_features: bool = True  # joint head only: whether the pose loss trains the convolutions too
     pose_gate: int = 0  # joint head only: hidden width of invariant gates on its pose (model.pose_gate); 0: none
     pose_pool: str = "mean"  # joint head only: how its pose pools space, "mean" or "mean_max" (JointHead.per_element)
+    pose_readers: int = 1  # joint head only: how many pose maps (each with its gates) are averaged (JointHead)
     input_blur: float = 0.0  # sigma (pixels) of an isotropic Gaussian applied to the input; 0: none
     subsample: str = "max"  # how pool_after halves the maps: "max" (2x2 pool), "blur", "low_pass" (model.antialias)
     nonlinearity: str = "relu"  # "relu", or a smooth "elu" / "softplus" (see model.antialias)
@@ -197,6 +198,7 @@ class GroupEquivariantCNN(CachingModule):
                 pose_trains_features=config.pose_trains_features,
                 gate=config.pose_gate,
                 pool=config.pose_pool,
+                readers=config.pose_readers,
             )
             if config.head == "joint"
             else nn.Linear(width, config.out_channels)

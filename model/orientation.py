@@ -15,7 +15,9 @@ turning the input by ``r^k`` turns space and shifts the element axis,
   coefficient, over the element axis, of the per-element features
   ``z(c, g) = mean_x F(c, g, x)`` (optionally also ``max_x F(c, g, x)``, as ``C`` more channels,
   :meth:`JointHead.per_element`; optionally each ``Z_cm`` multiplied first by an invariant
-  complex gate, :mod:`model.pose_gate`).
+  complex gate, :mod:`model.pose_gate`); with ``R > 1`` *readers*, ``V`` is the mean of ``R``
+  such maps (each ``W`` with its own gate), fitted apart (:mod:`model.pose_refit`): the mean of
+  their log-profiles, an ensemble whose profile is still band-limited and turns as each one does.
 
 Turning the input by ``r^k`` multiplies ``Z_cm`` by ``e^{i m theta_k}``, so
 ``l_d(theta) -> l_d(theta - theta_k)``: the profile turns with the input, exactly
@@ -95,6 +97,7 @@ class JointHead(nn.Module):
         pose_trains_features: bool = True,
         gate: int = 0,
         pool: str = "mean",
+        readers: int = 1,
     ) -> None:
         super().__init__()
         if group.reflections:
@@ -103,22 +106,25 @@ class JointHead(nn.Module):
             raise ValueError(f"frequencies must be in 1..{math.ceil(group.rotations / 2) - 1}, got {frequencies!r}")
         if pool not in POSE_POOLS:
             raise ValueError(f"pool must be one of {POSE_POOLS}, got {pool!r}")
+        if readers < 1:
+            raise ValueError(f"readers must be >= 1, got {readers!r}")
         self.group, self.frequencies, self.pose_trains_features = group, frequencies, pose_trains_features
-        self.pool = pool
+        self.pool, self.readers = pool, readers
         self.invariant = nn.Linear(channels, classes)
         pooled = 2 * channels if pool == "mean_max" else channels  # the per-element features' channels
-        self.pose = nn.Parameter(torch.randn(2, classes, pooled, frequencies) / pooled**0.5)  # Re, Im of W
+        self.pose = nn.Parameter(torch.randn(readers, 2, classes, pooled, frequencies) / pooled**0.5)  # Re, Im of W
         m = torch.arange(1, frequencies + 1, dtype=torch.float64)
         theta = torch.tensor([group.radians(g) for g in group.elements()], dtype=torch.float64)
         self.register_buffer("cos_table", torch.cos(theta[:, None] * m).float(), persistent=False)  # (N, M)
         self.register_buffer("sin_table", torch.sin(theta[:, None] * m).float(), persistent=False)
-        # gate > 0: invariant gates of that hidden width on the coefficients (model.pose_gate); 0: the linear head
-        self.gate = PoseGate(pooled, frequencies, gate) if gate else None
+        # gate > 0: each reader's invariant gates of that hidden width (model.pose_gate); 0: linear readers
+        self.gates = nn.ModuleList(PoseGate(pooled, frequencies, gate) for _ in range(readers) if gate)
+        self.register_load_state_dict_pre_hook(_one_reader_checkpoint)
 
     @property
     def is_linear(self) -> bool:
         """Whether the pose coefficients are linear in the feature maps: no gate, space pooled by its mean."""
-        return self.gate is None and self.pool == "mean"
+        return not self.gates and self.pool == "mean"
 
     def digit_and_pose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Digit logits ``a`` ``(B, D)`` and pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
@@ -138,13 +144,19 @@ class JointHead(nn.Module):
         return per_element
 
     def pose_coefficients(self, per_element: torch.Tensor) -> torch.Tensor:
-        """Per-element features ``(B, C', N)`` -> pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im)."""
+        """Per-element features ``(B, C', N)`` -> pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im): the mean of
+        the readers' (one reader: its own)."""
+        readings = [self.reader_coefficients(per_element, reader) for reader in range(self.readers)]
+        return readings[0] if self.readers == 1 else torch.stack(readings).mean(dim=0)
+
+    def reader_coefficients(self, per_element: torch.Tensor, reader: int) -> torch.Tensor:
+        """Per-element features ``(B, C', N)`` -> one reader's pose coefficients ``(B, D, M, 2)`` (Re, Im)."""
         n = per_element.shape[-1]
         z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
         z_im = per_element @ self.sin_table / n
-        if self.gate is not None:
-            z_re, z_im = self.gate(per_element, z_re, z_im)  # G_cm Z_cm, G invariant
-        w_re, w_im = self.pose[0], self.pose[1]  # (D, C, M)
+        if self.gates:
+            z_re, z_im = self.gates[reader](per_element, z_re, z_im)  # G_cm Z_cm, G invariant
+        w_re, w_im = self.pose[reader, 0], self.pose[reader, 1]  # (D, C, M)
         v_re = torch.einsum("dcm,bcm->bdm", w_re, z_re) - torch.einsum("dcm,bcm->bdm", w_im, z_im)
         v_im = torch.einsum("dcm,bcm->bdm", w_re, z_im) + torch.einsum("dcm,bcm->bdm", w_im, z_re)
         return torch.stack([v_re, v_im], dim=-1)
@@ -162,8 +174,18 @@ class JointHead(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"group={self.group.name}, frequencies={self.frequencies}, "
-            f"pose_trains_features={self.pose_trains_features}, gated={self.gate is not None}, pool={self.pool}"
+            f"pose_trains_features={self.pose_trains_features}, gated={bool(self.gates)}, pool={self.pool}, "
+            f"readers={self.readers}"
         )
+
+
+def _one_reader_checkpoint(module: nn.Module, state_dict: dict[str, torch.Tensor], prefix: str, *_: object) -> None:
+    """Load a joint head saved before it had readers (``pose`` ``(2, D, C', M)``, one ``gate``) as one reader."""
+    pose = state_dict.get(prefix + "pose")
+    if pose is not None and pose.dim() == 4:
+        state_dict[prefix + "pose"] = pose.unsqueeze(0)
+    for key in [key for key in state_dict if key.startswith(prefix + "gate.")]:
+        state_dict[prefix + "gates.0." + key.removeprefix(prefix + "gate.")] = state_dict.pop(key)
 
 
 def pose_profile(coefficients: torch.Tensor, cos_table: torch.Tensor, sin_table: torch.Tensor) -> torch.Tensor:

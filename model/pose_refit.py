@@ -4,7 +4,8 @@
         --name gcnn_c8_canon_pose_gated --out-dir runs/gated
 
 Starts from a trained checkpoint (its card) and builds ``--model``, a registered network whose config
-may differ from the card's only in its joint head's pose (``pose_frequencies``, ``pose_gate``, ``pose_pool``):
+may differ from the card's only in its joint head's pose (``pose_frequencies``, ``pose_gate``, ``pose_pool``,
+``pose_readers``):
 every weight but the pose's is the card's, to the last bit, so the digit a network answers does not
 change; its orientation, readings and ambiguity flag do. The per-element features of the training
 digits (the card's training data: MNIST, ``--synthetic`` for the mixed models) are computed once, in
@@ -47,7 +48,8 @@ __all__ = ["ANGLE_LOSS_STEPS", "angle_loss", "per_element_features", "refit", "s
 
 logger = logging.getLogger(__name__)
 ANGLE_LOSS_STEPS = 72  # 5 degrees apart: finer than a group step of C8 (45) by 9x
-POSE_FIELDS = ("pose_frequencies", "pose_gate", "pose_pool")  # what a refit may change of the card's config
+# what a refit may change of the card's config
+POSE_FIELDS = ("pose_frequencies", "pose_gate", "pose_pool", "pose_readers")
 HELD_OUT_MEASURES = (
     "rotated_orientation_median_error",
     "rotated_orientation_within_22_5",
@@ -121,25 +123,33 @@ def refit(
     lr: float,
     weight_decay: float,
 ) -> list[float]:
-    """Fit the head's pose weights and gate (nothing else) to per-element features ``(N, C', |G|)`` of upright
-    digits by :func:`angle_loss`: AdamW, a cosine schedule; returns the loss of every 100th step."""
-    trained = [head.pose, *(head.gate.parameters() if head.gate is not None else [])]
+    """Fit the head's pose weights and gates (nothing else) to per-element features ``(N, C', |G|)`` of upright
+    digits by :func:`angle_loss`: AdamW, a cosine schedule; returns the loss of every 100th step (the mean over
+    the readers).
+
+    Each reader is fitted apart, on batches of its own, to its own loss: the readers share no weight, so one
+    optimizer over the sum of their losses fits each as if alone (AdamW's steps are per weight), and they differ
+    by their starting weights and their batches, as an ensemble's members do."""
+    trained = [head.pose, *head.gates.parameters()]
     optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
     head.train()
     history = []
     for step in range(steps):
-        batch = torch.randint(0, len(labels), (batch_size,))
-        coefficients = head.pose_coefficients(features[batch])  # (B, D, M, 2)
-        if turns is not None:
-            coefficients = shifted_profile(coefficients, turns[batch])  # the profile of the input as it came
-        loss = angle_loss(coefficients, labels[batch])
+        losses = []
+        for reader in range(head.readers):
+            batch = torch.randint(0, len(labels), (batch_size,))
+            coefficients = head.reader_coefficients(features[batch], reader)  # (B, D, M, 2)
+            if turns is not None:
+                coefficients = shifted_profile(coefficients, turns[batch])  # the profile of the input as it came
+            losses.append(angle_loss(coefficients, labels[batch]))
+        loss = torch.stack(losses).sum()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
         if step % 100 == 0 or step == steps - 1:
-            history.append(round(loss.item(), 4))
+            history.append(round(loss.item() / head.readers, 4))
     head.eval()
     return history
 

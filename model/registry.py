@@ -137,6 +137,12 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         replace(_CANON_POSE, **_GATED_MAX_POSE),
     ),
+    # gcnn_c8_canon_pose_gated_max with five such poses fitted apart and averaged (JointHead's readers): made the
+    # same way, by python -m model.pose_refit.
+    "gcnn_c8_canon_pose_gated_max_x5": (
+        "GroupEquivariantCNN",
+        replace(_CANON_POSE, **_GATED_MAX_POSE, pose_readers=5),
+    ),
     # gcnn_c8_canon_pose_gated_max's pose on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
     "gcnn_c8_canon_pose_wide_gated_max": (
         "GroupEquivariantCNN",

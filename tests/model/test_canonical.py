@@ -145,8 +145,8 @@ def pose_network(name: str) -> GroupEquivariantCNN:
     torch.manual_seed(0)
     model = create_model(name).eval()
     assert isinstance(model, GroupEquivariantCNN) and isinstance(model.head, JointHead)
-    if model.head.gate is not None:
-        nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)
+    for gate in model.head.gates:
+        nn.init.normal_(gate.mlp[2].weight, std=0.5)
     return model
 
 
@@ -154,6 +154,7 @@ POSE_NETWORKS = [
     "gcnn_c8_canon_pose",
     "gcnn_c8_canon_pose_gated",
     "gcnn_c8_canon_pose_gated_max",
+    "gcnn_c8_canon_pose_gated_max_x5",
     "gcnn_c8_canon_pose_centred",
 ]
 

@@ -229,16 +229,17 @@ def test_export_of_a_canonicalising_network_turns_the_input_as_the_library_does(
         ("gcnn_c8_pose", {"pose_pool": "mean_max"}),
         ("gcnn_c8_canon_pose_gated", {}),
         ("gcnn_c8_canon_pose_gated_max", {}),
+        ("gcnn_c8_canon_pose_gated_max_x5", {}),
     ],
-    ids=["gated", "mean-max", "canonicalising-gated", "canonicalising-gated-mean-max"],
+    ids=["gated", "mean-max", "canonicalising-gated", "canonicalising-gated-mean-max", "canonicalising-five-readers"],
 )
 def test_export_of_a_pose_not_linear_in_the_features_gives_the_library_joint_and_turns_with_the_input(
     name: str, overrides: dict[str, int | str], tmp_path: Path
 ) -> None:
     model = calibrated(name, **overrides)
     assert not model.head.is_linear
-    if model.head.gate is not None:
-        nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)  # a gate that is not 1
+    for gate in model.head.gates:
+        nn.init.normal_(gate.mlp[2].weight, std=0.5)  # a gate that is not 1
     plain, x = export(model), images(8)
     assert b"model." not in pickle.dumps(plain)  # loads without this package
     with torch.inference_mode():

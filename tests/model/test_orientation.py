@@ -249,7 +249,7 @@ def test_joint_head_loss_is_the_negative_log_likelihood_of_p_digit_times_p_pose_
         )
         / 8
     )
-    v = torch.einsum("dcm,bcm->bdm", torch.complex(head.pose[0], head.pose[1]), z)  # (B, D, M)
+    v = torch.einsum("dcm,bcm->bdm", torch.complex(head.pose[0, 0], head.pose[0, 1]), z)  # (B, D, M): one reader
     profile = torch.einsum("bdm,gm->bdg", v, torch.exp(-1j * theta[:, None] * m)).real  # (B, D, N)
     p_pose = profile.exp() / profile.exp().sum(dim=2, keepdim=True)
     target = [(0, 0), (2, 1), (5, 2), (9, 7), (1, 0)]  # (digit, element) per input

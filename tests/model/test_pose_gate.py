@@ -20,8 +20,9 @@ def gated(name: str = "gcnn_c8_pose", dtype: torch.dtype = torch.float32, **over
         overrides = {"pose_frequencies": 3, "pose_gate": 8, **overrides}
     model = create_model(name, hidden_channels=4, **overrides).to(dtype)
     assert isinstance(model, GroupEquivariantCNN) and isinstance(model.head, JointHead)
-    assert model.head.gate is not None
-    nn.init.normal_(model.head.gate.mlp[2].weight, std=0.5)  # a gate that is not 1
+    assert model.head.gates
+    for gate in model.head.gates:
+        nn.init.normal_(gate.mlp[2].weight, std=0.5)  # a gate that is not 1
     model.train()
     with torch.no_grad():
         model(torch.rand(16, 1, 28, 28, dtype=dtype))  # batch-norm statistics, the gate's too
@@ -74,3 +75,40 @@ def test_gated_network_moves_its_joint_scores_along_the_element_axis_under_quart
         joint, turned = model.forward_joint(x), model.forward_joint(get_group("C8").transform_images(x, g))
     tolerance = 1e-5 if dtype == torch.float64 else 5e-5  # the linear head's (tests/model/test_orientation.py)
     assert (turned - joint.roll(g, dims=2)).abs().max() <= tolerance
+
+
+@pytest.mark.parametrize("g", range(1, 8))
+def test_head_of_several_readers_answers_their_mean_and_moves_its_scores_along_the_element_axis(g: int) -> None:
+    torch.manual_seed(0)
+    head = JointHead(4, 10, get_group("C8"), 3, gate=8, readers=3).double()
+    for gate in head.gates:
+        nn.init.normal_(gate.mlp[2].weight, std=0.5)
+    x = torch.rand(3, 4, 8, 5, 5, dtype=torch.float64)
+    with torch.no_grad():
+        z = head.per_element(x)
+        readings = torch.stack([head.reader_coefficients(z, r) for r in range(3)])
+        assert torch.equal(head.pose_coefficients(z), readings.mean(dim=0))
+        assert (readings[0] - readings[1]).abs().max() > 1e-2  # the readers differ
+        joint, turned = head(x), head(x.roll(g, dims=2))
+    assert (turned - joint.roll(g, dims=2)).abs().max() <= 1e-7  # as one gated head (above)
+
+
+def test_a_joint_head_saved_before_it_had_readers_loads_as_one_reader() -> None:
+    torch.manual_seed(0)
+    head = JointHead(4, 10, get_group("C8"), 3, gate=8).eval()
+    for name, value in head.named_buffers():  # batch-norm statistics that are not the defaults
+        if name.endswith(("running_mean", "running_var")):
+            value.uniform_(0.5, 1.5)
+    nn.init.normal_(head.gates[0].mlp[2].weight, std=0.5)
+    saved = {
+        key.replace("gates.0.", "gate."): value.squeeze(0) if key == "pose" else value
+        for key, value in head.state_dict().items()
+    }  # the layout of the shipped checkpoints: pose (2, D, C', M) and one gate
+    assert saved["pose"].dim() == 4 and "gate.mlp.0.weight" in saved
+    loaded = JointHead(4, 10, get_group("C8"), 3, gate=8).eval()
+    loaded.load_state_dict(saved)
+    x = torch.rand(3, 4, 8, 5, 5)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), head(x))
+    with pytest.raises(ValueError, match="readers"):
+        JointHead(4, 10, get_group("C8"), 3, readers=0)

@@ -11,7 +11,7 @@ import torch
 
 from model.checkpoint import load_checkpoint
 from model.networks import GroupEquivariantCNN
-from model.orientation import JointHead
+from model.orientation import JointHead, shifted_profile
 from model.pose_refit import POSE_FIELDS, angle_loss, main, per_element_features, refit, start_from
 from model.registry import MODELS
 from tests.model.test_equivariance import blobs
@@ -37,6 +37,7 @@ def test_angle_loss_is_log_steps_for_a_flat_profile_and_lowest_for_one_peaked_at
     [
         ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
+        ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
     ],
 )
@@ -64,7 +65,7 @@ def test_start_from_keeps_every_weight_but_the_pose_and_refuses_other_networks()
     with pytest.raises(SystemExit, match="joint head"):
         start_from(BASE, "gcnn_c8_canon")
     linear, _ = start_from(BASE, "gcnn_c8_canon_pose_gated", {"pose_gate": 0})  # the pose fields may be set
-    assert isinstance(linear.head, JointHead) and linear.head.gate is None and linear.head.frequencies == 3
+    assert isinstance(linear.head, JointHead) and not linear.head.gates and linear.head.frequencies == 3
     pooled, _ = start_from(BASE, "gcnn_c8_canon_pose_gated_max")  # the spatial pooling of the pose is a pose field
     assert isinstance(pooled.head, JointHead) and pooled.head.pool == "mean_max"
     with torch.no_grad():
@@ -90,6 +91,26 @@ def test_refit_lowers_the_angle_loss_and_trains_nothing_but_the_pose(name: str, 
     for key, value in model.state_dict().items():
         changed = not torch.equal(value, before[key])
         assert changed == key.startswith(("head.pose", "head.gate")) or "num_batches_tracked" in key, key
+
+
+def test_refit_fits_each_reader_apart_to_a_pose_of_its_own_and_answers_their_mean() -> None:
+    torch.manual_seed(0)
+    model, _ = start_from(BASE, "gcnn_c8_canon_pose_gated_max", {"pose_readers": 3})
+    head = model.head
+    assert isinstance(head, JointHead) and head.readers == 3 and len(head.gates) == 3
+    images = torch.rand(64, 1, 28, 28).pow(4)
+    features, turns = per_element_features(model, images)
+    assert turns is not None
+    labels = torch.randint(0, 10, (64,))
+    with torch.no_grad():
+        before = [angle_loss(shifted_profile(head.reader_coefficients(features, r), turns), labels) for r in range(3)]
+    refit(head, features, turns, labels, steps=101, batch_size=32, lr=1e-2, weight_decay=0.0)
+    with torch.no_grad():
+        readings = torch.stack([head.reader_coefficients(features, r) for r in range(3)])  # (R, B, D, M, 2)
+        after = [angle_loss(shifted_profile(readings[r], turns), labels) for r in range(3)]
+        assert all(a < b for a, b in zip(after, before, strict=True))  # each reader fitted
+        assert (readings[0] - readings[1]).abs().max() > 1e-2 and (readings[1] - readings[2]).abs().max() > 1e-2
+        torch.testing.assert_close(head.pose_coefficients(features), readings.mean(dim=0))
 
 
 @pytest.mark.data
