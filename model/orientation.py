@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from model.groups import Group
-from model.pose_gate import PoseGate
+from model.pose_gate import PoseGate, gated_together
 
 __all__ = [
     "AMBIGUITY_SHARE",
@@ -145,20 +145,36 @@ class JointHead(nn.Module):
 
     def pose_coefficients(self, per_element: torch.Tensor) -> torch.Tensor:
         """Per-element features ``(B, C', N)`` -> pose coefficients ``V`` ``(B, D, M, 2)`` (Re, Im): the mean of
-        the readers' (one reader: its own)."""
-        readings = [self.reader_coefficients(per_element, reader) for reader in range(self.readers)]
-        return readings[0] if self.readers == 1 else torch.stack(readings).mean(dim=0)
+        the readers' (one reader: its own). Several readers in eval mode are read together, in one pass."""
+        if self.readers == 1:
+            return self.reader_coefficients(per_element, 0)
+        if self.training:  # each gate's batch norm keeps its own statistics
+            return torch.stack([self.reader_coefficients(per_element, r) for r in range(self.readers)]).mean(dim=0)
+        z_re, z_im = self._fourier(per_element)  # (B, C, M)
+        if self.gates:
+            z_re, z_im = gated_together(self.gates, per_element, z_re, z_im)  # (R, B, C, M)
+        else:
+            z_re, z_im = z_re.expand(self.readers, *z_re.shape), z_im.expand(self.readers, *z_im.shape)
+        return self._mapped(self.pose, z_re, z_im, "rdcm,rbcm->bdm") / self.readers  # summed over the readers
 
     def reader_coefficients(self, per_element: torch.Tensor, reader: int) -> torch.Tensor:
         """Per-element features ``(B, C', N)`` -> one reader's pose coefficients ``(B, D, M, 2)`` (Re, Im)."""
-        n = per_element.shape[-1]
-        z_re = per_element @ self.cos_table / n  # (B, C, M): Z_cm = mean_g z(c, g) e^{i m theta_g}
-        z_im = per_element @ self.sin_table / n
+        z_re, z_im = self._fourier(per_element)
         if self.gates:
             z_re, z_im = self.gates[reader](per_element, z_re, z_im)  # G_cm Z_cm, G invariant
-        w_re, w_im = self.pose[reader, 0], self.pose[reader, 1]  # (D, C, M)
-        v_re = torch.einsum("dcm,bcm->bdm", w_re, z_re) - torch.einsum("dcm,bcm->bdm", w_im, z_im)
-        v_im = torch.einsum("dcm,bcm->bdm", w_re, z_im) + torch.einsum("dcm,bcm->bdm", w_im, z_re)
+        return self._mapped(self.pose[reader], z_re, z_im, "dcm,bcm->bdm")
+
+    def _fourier(self, per_element: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``Z_cm = mean_g z(c, g) e^{i m theta_g}``: ``(Re, Im)``, each ``(B, C', M)``."""
+        n = per_element.shape[-1]
+        return per_element @ self.cos_table / n, per_element @ self.sin_table / n
+
+    @staticmethod
+    def _mapped(pose: torch.Tensor, z_re: torch.Tensor, z_im: torch.Tensor, equation: str) -> torch.Tensor:
+        """``V_dm = sum_c W_dcm Z_cm`` (complex) for ``W = pose`` ``(..., 2, D, C, M)``: ``(B, D, M, 2)``."""
+        w_re, w_im = pose.select(-4, 0), pose.select(-4, 1)  # (..., D, C, M)
+        v_re = torch.einsum(equation, w_re, z_re) - torch.einsum(equation, w_im, z_im)
+        v_im = torch.einsum(equation, w_re, z_im) + torch.einsum(equation, w_im, z_re)
         return torch.stack([v_re, v_im], dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

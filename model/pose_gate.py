@@ -29,7 +29,7 @@ from typing import cast
 import torch
 from torch import nn
 
-__all__ = ["PoseGate"]
+__all__ = ["PoseGate", "gated_together"]
 
 MAGNITUDE_FLOOR = 1e-12  # |Z| = sqrt(Re^2 + Im^2 + floor): a gradient everywhere, also where Z is 0
 
@@ -62,3 +62,27 @@ class PoseGate(nn.Module):
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, frequencies={self.frequencies}"
+
+
+def gated_together(
+    readers: nn.ModuleList, z: torch.Tensor, z_re: torch.Tensor, z_im: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """What every :class:`PoseGate` of ``readers`` (in eval mode) makes of the same coefficients, at once:
+    ``(G_r Z)_re, (G_r Z)_im`` ``(R, B, C, M)``, gate ``r``'s forward stacked, in a few batched products instead of one
+    pass per gate (a head's readers, :class:`model.orientation.JointHead`). The invariants are the same for every
+    gate; each standardises them by its own running statistics and applies its own MLP."""
+    gates = [cast(PoseGate, gate) for gate in readers]
+    first = gates[0]
+    h = first.invariants(z, z_re, z_im)  # (B, F)
+    mean = torch.stack([cast(torch.Tensor, gate.norm.running_mean) for gate in gates])[:, None]  # (R, 1, F)
+    var = torch.stack([cast(torch.Tensor, gate.norm.running_var) for gate in gates])[:, None]
+    x = (h - mean) / torch.sqrt(var + first.norm.eps)  # (R, B, F)
+    hidden = [cast(nn.Linear, gate.mlp[0]) for gate in gates]
+    out = [cast(nn.Linear, gate.mlp[2]) for gate in gates]
+    x = torch.relu(
+        torch.stack([layer.bias for layer in hidden])[:, None] + x @ torch.stack([layer.weight for layer in hidden]).mT
+    )
+    gate = torch.stack([layer.bias for layer in out])[:, None] + x @ torch.stack([layer.weight for layer in out]).mT
+    gate = gate.unflatten(2, (first.channels, first.frequencies, 2))  # (R, B, C, M, 2)
+    g_re, g_im = 1.0 + gate[..., 0], gate[..., 1]
+    return z_re * g_re - z_im * g_im, z_re * g_im + z_im * g_re

@@ -27,6 +27,7 @@ WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
         ("gcnn_c8_canon_pose", "C8", True),
         ("gcnn_c8_canon_pose_gated", "C8", True),
         ("gcnn_c8_canon_pose_gated_max", "C8", True),
+        ("gcnn_c8_canon_pose_gated_max_x5", "C8", True),
     ],
 )
 def test_each_network_says_its_group_and_whether_it_has_a_pose(name: str, group: str | None, has_pose: bool) -> None:

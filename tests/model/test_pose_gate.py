@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import nn
@@ -9,7 +11,7 @@ from torch import nn
 from model.groups import get_group
 from model.networks import GroupEquivariantCNN
 from model.orientation import JointHead
-from model.pose_gate import PoseGate
+from model.pose_gate import PoseGate, gated_together
 from model.registry import create_model
 
 
@@ -77,18 +79,45 @@ def test_gated_network_moves_its_joint_scores_along_the_element_axis_under_quart
     assert (turned - joint.roll(g, dims=2)).abs().max() <= tolerance
 
 
-@pytest.mark.parametrize("g", range(1, 8))
-def test_head_of_several_readers_answers_their_mean_and_moves_its_scores_along_the_element_axis(g: int) -> None:
+def several_readers(gate: int = 8) -> JointHead:
+    """A float64 head of three readers, gates far from 1 with running statistics of their own; eval mode."""
     torch.manual_seed(0)
-    head = JointHead(4, 10, get_group("C8"), 3, gate=8, readers=3).double()
-    for gate in head.gates:
-        nn.init.normal_(gate.mlp[2].weight, std=0.5)
+    head = JointHead(4, 10, get_group("C8"), 3, gate=gate, readers=3).double()
+    for reader in head.gates:
+        nn.init.normal_(reader.mlp[2].weight, std=0.5)
+        cast(torch.Tensor, reader.norm.running_mean).uniform_(-0.5, 0.5)
+        cast(torch.Tensor, reader.norm.running_var).uniform_(0.5, 1.5)
+    return head.eval()
+
+
+@pytest.mark.parametrize("gate", [8, 0], ids=["gated", "linear"])
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_head_of_several_readers_answers_their_mean(training: bool, gate: int) -> None:
+    head = several_readers(gate).train(training)
+    z = torch.randn(6, 4, 8, dtype=torch.float64)
+    with torch.no_grad():
+        readings = torch.stack([head.reader_coefficients(z, r) for r in range(3)])  # each reader alone
+        together = head.pose_coefficients(z)  # in eval mode in one pass (model.pose_gate.gated_together)
+    torch.testing.assert_close(together, readings.mean(dim=0), rtol=1e-12, atol=1e-12)
+    assert (readings[0] - readings[1]).abs().max() > 1e-2  # the readers differ
+
+
+def test_gates_applied_together_are_each_gate_applied_alone() -> None:
+    gates = several_readers().gates
+    z = torch.randn(6, 4, 8, dtype=torch.float64)
+    z_re, z_im = torch.randn(6, 4, 3, dtype=torch.float64), torch.randn(6, 4, 3, dtype=torch.float64)
+    with torch.no_grad():
+        together = gated_together(gates, z, z_re, z_im)
+        for r, gate in enumerate(gates):
+            for a, b in zip((t[r] for t in together), gate(z, z_re, z_im), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("g", range(1, 8))
+def test_head_of_several_readers_moves_its_scores_along_the_element_axis(g: int) -> None:
+    head = several_readers()
     x = torch.rand(3, 4, 8, 5, 5, dtype=torch.float64)
     with torch.no_grad():
-        z = head.per_element(x)
-        readings = torch.stack([head.reader_coefficients(z, r) for r in range(3)])
-        assert torch.equal(head.pose_coefficients(z), readings.mean(dim=0))
-        assert (readings[0] - readings[1]).abs().max() > 1e-2  # the readers differ
         joint, turned = head(x), head(x.roll(g, dims=2))
     assert (turned - joint.roll(g, dims=2)).abs().max() <= 1e-7  # as one gated head (above)
 
