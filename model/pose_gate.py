@@ -56,9 +56,7 @@ class PoseGate(nn.Module):
 
     def forward(self, z: torch.Tensor, z_re: torch.Tensor, z_im: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         gate = self.mlp(self.norm(self.invariants(z, z_re, z_im)))  # (B, C M 2)
-        gate = gate.unflatten(1, (self.channels, self.frequencies, 2))
-        g_re, g_im = 1.0 + gate[..., 0], gate[..., 1]
-        return z_re * g_re - z_im * g_im, z_re * g_im + z_im * g_re
+        return _gated(z_re, z_im, gate.unflatten(1, (self.channels, self.frequencies, 2)))
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, frequencies={self.frequencies}"
@@ -83,6 +81,10 @@ def gated_together(
         torch.stack([layer.bias for layer in hidden])[:, None] + x @ torch.stack([layer.weight for layer in hidden]).mT
     )
     gate = torch.stack([layer.bias for layer in out])[:, None] + x @ torch.stack([layer.weight for layer in out]).mT
-    gate = gate.unflatten(2, (first.channels, first.frequencies, 2))  # (R, B, C, M, 2)
+    return _gated(z_re, z_im, gate.unflatten(2, (first.channels, first.frequencies, 2)))  # (R, B, C, M)
+
+
+def _gated(z_re: torch.Tensor, z_im: torch.Tensor, gate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``G Z`` (complex) with ``G = 1 + g``, ``g`` the MLP's output ``(..., C, M, 2)`` (Re, Im)."""
     g_re, g_im = 1.0 + gate[..., 0], gate[..., 1]
     return z_re * g_re - z_im * g_im, z_re * g_im + z_im * g_re
