@@ -3,6 +3,8 @@
 For every checkpoint card it measures, in eval mode under ``torch.inference_mode``:
 forward FLOPs per image, batch-1 latency, batch-256 throughput, and the training
 step time at batch 64 (forward, backward, AdamW step, on a copy of the model);
+models with a pose (``has_pose``: a joint head) also have their batch-1 pose reading
+(``forward_pose``, digit and angle: what the service calls) counted and timed;
 models with a kernel-bank cache (the G-CNN) are also timed with it disabled, and
 every model exported to ONNX (:mod:`model.export`) is timed in onnxruntime when
 that is installed (a dev dependency), with the same threads.
@@ -77,6 +79,18 @@ def measure_forward(model: nn.Module, label: str, batch: int, runs: int) -> Meas
     return Measurement(label, time_calls(lambda: inference(model, x), runs), batch, flops)
 
 
+def measure_pose(model: nn.Module, runs: int) -> Measurement:
+    """One batch-1 pose reading (``forward_pose``), caches filled first: the steady state's FLOPs, as forwards'."""
+    x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+    def read() -> object:
+        with torch.inference_mode():
+            return model.forward_pose(x)
+
+    read()
+    return Measurement("pose reading (forward_pose), batch 1", time_calls(read, runs), 1, count_flops(read))
+
+
 def measure_train_step(model: nn.Module, batch: int, runs: int) -> Measurement:
     """Forward, cross-entropy backward and an AdamW step on a copy of ``model``."""
     step = train_step(copy.deepcopy(model), batch)
@@ -97,6 +111,8 @@ def measure_model(card: Path, args: argparse.Namespace) -> ModelReport:
             label = f"eval forward, batch {batch}, kernel cache off"
             report.measurements[f"b{batch}_nocache"] = measure_forward(model, label, batch, count)
         set_kernel_cache(model, True)
+    if getattr(model, "has_pose", False):
+        report.measurements["pose"] = measure_pose(model, args.latency_runs)
     report.measurements["train"] = measure_train_step(model, args.train_batch, args.train_runs)
     report.measurements.update(measure_onnxruntime(model, runs, report.measurements))
     return report
@@ -136,6 +152,8 @@ def results_table(reports: Sequence[ModelReport], limit: float) -> str:
     for report in reports:
         lines.append(f"{report.name:<14} {'parameters':<40} {report.parameters:>28,}")
         lines.append(f"{report.name:<14} {'forward FLOPs per image':<40} {report.flops_per_image / 1e9:>22.4f} GFLOP")
+        if "pose" in report.measurements:
+            lines.append(f"{report.name:<14} {'pose reading FLOPs per image':<40} {report.measurements['pose'].flops:>28,}")
         for m in report.measurements.values():
             lines.append(
                 f"{report.name:<14} {m.label:<40} {value_text(m):>28} {m.gflops:>8.1f} {m.gflops / limit:>8.0%} "

@@ -59,3 +59,14 @@ def test_tiny_end_to_end_run_prints_every_table(tmp_path: Path, capsys: pytest.C
     numbers = json.loads(out.read_text())
     assert [m["name"] for m in numbers["models"]] == ["cnn_seed", "gcnn_c8_wide"]
     assert numbers["models"][1]["flops_per_image"] == pytest.approx(0.2296e9, rel=1e-3)
+
+
+def test_pose_reading_is_counted_with_the_kernel_banks_cached() -> None:
+    model = create_model("gcnn_c8_canon_pose", hidden_channels=2).eval()
+    x = torch.rand(1, 1, 28, 28)
+    with torch.inference_mode():
+        cold = count_flops(lambda: model.forward_pose(x))  # the first call expands every kernel bank
+        model(x)
+        forward = count_flops(lambda: model(x))
+    pose = speed.measure_pose(model, runs=2)
+    assert pose.images == 1 and forward < pose.flops < cold
