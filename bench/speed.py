@@ -153,7 +153,8 @@ def results_table(reports: Sequence[ModelReport], limit: float) -> str:
         lines.append(f"{report.name:<14} {'parameters':<40} {report.parameters:>28,}")
         lines.append(f"{report.name:<14} {'forward FLOPs per image':<40} {report.flops_per_image / 1e9:>22.4f} GFLOP")
         if "pose" in report.measurements:
-            lines.append(f"{report.name:<14} {'pose reading FLOPs per image':<40} {report.measurements['pose'].flops:>28,}")
+            pose_flops = report.measurements["pose"].flops
+            lines.append(f"{report.name:<14} {'pose reading FLOPs per image':<40} {pose_flops:>28,}")
         for m in report.measurements.values():
             lines.append(
                 f"{report.name:<14} {m.label:<40} {value_text(m):>28} {m.gflops:>8.1f} {m.gflops / limit:>8.0%} "

@@ -148,6 +148,11 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         replace(_CANON_POSE_WIDE, **_GATED_MAX_POSE),
     ),
+    # gcnn_c8_canon_pose_gated_max_x5's five readers on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
+    "gcnn_c8_canon_pose_wide_gated_max_x5": (
+        "GroupEquivariantCNN",
+        replace(_CANON_POSE_WIDE, **_GATED_MAX_POSE, pose_readers=5),
+    ),
     "cnn": ("BaselineCNN", CNNConfig(hidden_channels=32, padding=2, pool_after=(0, 2))),
 }
 
