@@ -39,6 +39,7 @@ def test_angle_loss_is_log_steps_for_a_flat_profile_and_lowest_for_one_peaked_at
         ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
+        ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
     ],
 )
 def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its_pose(
@@ -47,6 +48,23 @@ def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its
     new, old = MODELS[refitted][1].to_dict(), MODELS[trained][1].to_dict()
     changed = {key for key in new if new[key] != old[key]}
     assert changed and changed <= set(POSE_FIELDS), changed
+
+
+@pytest.mark.parametrize(
+    ("refitted", "trained"),
+    [
+        ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
+        ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
+        ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
+    ],
+)
+def test_each_shipped_refit_keeps_every_weight_of_its_trained_network_but_the_pose(refitted: str, trained: str) -> None:
+    new, _ = load_checkpoint(WEIGHTS / f"{refitted}.json")
+    old, _ = load_checkpoint(WEIGHTS / f"{trained}.json")
+    kept = new.state_dict()
+    for key, value in old.state_dict().items():
+        if not key.startswith("head.pose"):
+            assert torch.equal(kept[key], value), key
 
 
 def test_start_from_keeps_every_weight_but_the_pose_and_refuses_other_networks() -> None:
