@@ -3,8 +3,9 @@
 For every checkpoint card it measures, in eval mode under ``torch.inference_mode``:
 forward FLOPs per image, batch-1 latency, batch-256 throughput, and the training
 step time at batch 64 (forward, backward, AdamW step, on a copy of the model);
-models with a pose (``has_pose``: a joint head) also have their batch-1 pose reading
-(``forward_pose``, digit and angle: what the service calls) counted and timed;
+models with a pose (a joint head) also have their batch-1 reading through the serving
+interface (:class:`model.serving.ServingModel`'s ``predict``: digit and pose, what the
+service calls) counted and timed;
 models with a kernel-bank cache (the G-CNN) are also timed with it disabled, and
 every model exported to ONNX (:mod:`model.export`) is timed in onnxruntime when
 that is installed (a dev dependency), with the same threads.
@@ -33,6 +34,7 @@ from torch import nn
 from bench.timing import Timing, count_flops, matmul_gflops, set_kernel_cache, time_calls, train_step
 from model.checkpoint import load_checkpoint
 from model.export import export_onnx
+from model.serving import Prediction, ServingModel, as_serving
 
 DEFAULT_CARDS = ("weights/cnn_seed.json", "weights/gcnn_c8_wide.json")
 
@@ -79,16 +81,17 @@ def measure_forward(model: nn.Module, label: str, batch: int, runs: int) -> Meas
     return Measurement(label, time_calls(lambda: inference(model, x), runs), batch, flops)
 
 
-def measure_pose(model: nn.Module, runs: int) -> Measurement:
-    """One batch-1 pose reading (``forward_pose``), caches filled first: the steady state's FLOPs, as forwards'."""
+def measure_pose(model: ServingModel, runs: int) -> Measurement:
+    """One batch-1 reading of digit and pose through the serving interface, caches filled first: the steady
+    state's FLOPs, as the forwards'."""
     x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
-    def read() -> object:
+    def read() -> Prediction:
         with torch.inference_mode():
-            return model.forward_pose(x)
+            return model.predict(x)
 
     read()
-    return Measurement("pose reading (forward_pose), batch 1", time_calls(read, runs), 1, count_flops(read))
+    return Measurement("pose reading (predict), batch 1", time_calls(read, runs), 1, count_flops(read))
 
 
 def measure_train_step(model: nn.Module, batch: int, runs: int) -> Measurement:
@@ -111,8 +114,9 @@ def measure_model(card: Path, args: argparse.Namespace) -> ModelReport:
             label = f"eval forward, batch {batch}, kernel cache off"
             report.measurements[f"b{batch}_nocache"] = measure_forward(model, label, batch, count)
         set_kernel_cache(model, True)
-    if getattr(model, "has_pose", False):
-        report.measurements["pose"] = measure_pose(model, args.latency_runs)
+    serving = as_serving(model)
+    if serving.has_pose:
+        report.measurements["pose"] = measure_pose(serving, args.latency_runs)
     report.measurements["train"] = measure_train_step(model, args.train_batch, args.train_runs)
     report.measurements.update(measure_onnxruntime(model, runs, report.measurements))
     return report

@@ -61,7 +61,7 @@ def test_tiny_end_to_end_run_prints_every_table(tmp_path: Path, capsys: pytest.C
     assert numbers["models"][1]["flops_per_image"] == pytest.approx(0.2296e9, rel=1e-3)
 
 
-def test_pose_reading_is_counted_with_the_kernel_banks_cached() -> None:
+def test_pose_reading_through_the_serving_interface_is_counted_with_the_kernel_banks_cached() -> None:
     model = create_model("gcnn_c8_canon_pose", hidden_channels=2).eval()
     x = torch.rand(1, 1, 28, 28)
     with torch.inference_mode():
