@@ -53,6 +53,8 @@ def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its
 @pytest.mark.parametrize(
     ("refitted", "trained"),
     [
+        ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
+        ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
         ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
         ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
