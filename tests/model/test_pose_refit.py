@@ -18,6 +18,14 @@ from tests.model.test_equivariance import blobs
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "weights"
 BASE = WEIGHTS / "gcnn_c8_canon_pose.json"
+# every shipped network made by model.pose_refit, and the trained network it was fitted on
+SHIPPED_REFITS = [
+    ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
+    ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
+    ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
+    ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
+    ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
+]
 
 
 def test_angle_loss_is_log_steps_for_a_flat_profile_and_lowest_for_one_peaked_at_zero() -> None:
@@ -32,16 +40,7 @@ def test_angle_loss_is_log_steps_for_a_flat_profile_and_lowest_for_one_peaked_at
     assert losses[0.0] < losses[5.0] < losses[30.0] < math.log(72)
 
 
-@pytest.mark.parametrize(
-    ("refitted", "trained"),
-    [
-        ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
-        ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
-    ],
-)
+@pytest.mark.parametrize(("refitted", "trained"), SHIPPED_REFITS)
 def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its_pose(
     refitted: str, trained: str
 ) -> None:
@@ -50,16 +49,7 @@ def test_each_refitted_name_differs_from_the_network_it_is_fitted_on_only_in_its
     assert changed and changed <= set(POSE_FIELDS), changed
 
 
-@pytest.mark.parametrize(
-    ("refitted", "trained"),
-    [
-        ("gcnn_c8_canon_pose_gated", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_gated_max", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_gated_max_x5", "gcnn_c8_canon_pose"),
-        ("gcnn_c8_canon_pose_wide_gated_max", "gcnn_c8_canon_pose_wide"),
-        ("gcnn_c8_canon_pose_wide_gated_max_x5", "gcnn_c8_canon_pose_wide"),
-    ],
-)
+@pytest.mark.parametrize(("refitted", "trained"), SHIPPED_REFITS)
 def test_each_shipped_refit_keeps_every_weight_of_its_trained_network_but_the_pose(refitted: str, trained: str) -> None:
     new, _ = load_checkpoint(WEIGHTS / f"{refitted}.json")
     old, _ = load_checkpoint(WEIGHTS / f"{trained}.json")
