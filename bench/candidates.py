@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import logging
 import statistics
 from collections.abc import Callable
@@ -96,7 +97,7 @@ def interleaved_latency_ratios(models: dict[str, nn.Module], baseline: str, roun
     """Median batch-1 latency of each model over the baseline's, timed in alternation."""
     x = torch.rand(1, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     calls: dict[str, Callable[[], object]] = {
-        name: (lambda model=model: log_probabilities(model, x)) for name, model in models.items()
+        name: functools.partial(log_probabilities, model, x) for name, model in models.items()
     }
     medians: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(rounds):
@@ -166,7 +167,7 @@ def compare(
                 invariance_error(model, probe, 45.0),
                 invariance_error(model, probe, 22.5),
                 sum(p.numel() for p in model.parameters()),
-                count_flops(lambda model=model, x=x: log_probabilities(model, x)),
+                count_flops(functools.partial(log_probabilities, model, x)),
                 ratios[name],
                 train_seconds[name],
             )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import platform
@@ -139,7 +140,7 @@ def measure_onnxruntime(
     found = {}
     for batch, count in runs.items():
         x = torch.rand(batch, 1, 28, 28, generator=torch.Generator().manual_seed(0)).numpy()
-        timing = time_calls(lambda x=x: session.run(["logits"], {"image": x}), count)
+        timing = time_calls(functools.partial(session.run, ["logits"], {"image": x}), count)
         flops = library[f"b{batch}"].flops  # the same convolutions
         found[f"b{batch}_onnx"] = Measurement(f"onnxruntime forward, batch {batch}", timing, batch, flops)
     return found

@@ -11,6 +11,7 @@ oneDNN's fused inference convolution (``mkldnn::_convolution_pointwise``, see
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
+
+from model.layers import GroupConv2d, LiftingConv2d
 
 __all__ = ["Timing", "count_flops", "matmul_gflops", "set_kernel_cache", "time_calls", "train_step"]
 
@@ -78,7 +81,7 @@ def matmul_gflops(sizes: tuple[int, ...] = (1024, 2048), runs: int = 10) -> floa
     for n in sizes:
         a, b = torch.randn(n, n, generator=generator), torch.randn(n, n, generator=generator)
         out = torch.empty(n, n)
-        timing = time_calls(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), runs)
+        timing = time_calls(functools.partial(torch.mm, a, b, out=out), runs)
         best = max(best, 2 * n**3 / timing.median / 1e9)
     return best
 
@@ -86,7 +89,7 @@ def matmul_gflops(sizes: tuple[int, ...] = (1024, 2048), runs: int = 10) -> floa
 def set_kernel_cache(model: nn.Module, enabled: bool) -> None:
     """Turn the eval-mode kernel-bank cache of every equivariant layer on or off."""
     for module in model.modules():
-        if hasattr(module, "cache_kernels"):
+        if isinstance(module, (LiftingConv2d, GroupConv2d)):
             module.cache_kernels = enabled
 
 
