@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -163,25 +164,27 @@ def plot_orientation(reports: dict[str, dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, (median_axes, share_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    for name, report in reports.items():
+    legend_rows = math.ceil(len(reports) / 2)  # the legend goes under both panels, two models a row
+    legend_height = 0.2 * legend_rows + 0.15
+    figure, (median_axes, share_axes) = plt.subplots(1, 2, figsize=(10, 4 + legend_height))
+    for (name, report), colour in zip(reports.items(), curve_colours(len(reports)), strict=True):
         by_angle = report["orientation_median_error_by_angle"]
         centres = [int(a) + ANGLE_STEP / 2 for a in by_angle]
         label = (
             f"{name}: median {report['rotated_orientation_median_error']:.1f}°, "
             f"{100 * report['rotated_orientation_within_22_5']:.1f}% within 22.5°"
         )
-        median_axes.plot(centres, list(by_angle.values()), marker="o", markersize=3, label=label)
+        median_axes.plot(centres, list(by_angle.values()), marker="o", markersize=3, label=label, color=colour)
         share = report["orientation_within_22_5_by_angle"]
-        share_axes.plot(centres, [100 * v for v in share.values()], marker="o", markersize=3, label=name)
+        share_axes.plot(centres, [100 * v for v in share.values()], marker="o", markersize=3, color=colour)
     median_axes.set(xlabel="true rotation (degrees)", ylabel="median orientation error (degrees)", ylim=(0, None))
     share_axes.set(xlabel="true rotation (degrees)", ylabel="within 22.5 degrees (%)", ylim=(0, 100))
     for axes in (median_axes, share_axes):
         axes.set_xticks(range(0, 361, 45))
         axes.grid(alpha=0.3)
-    median_axes.legend(loc="upper left", fontsize=8)
+    figure.legend(*median_axes.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8, frameon=False)
     figure.suptitle("Orientation of the rotated MNIST test set (10,000 digits, each at its own angle)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, legend_height / (4 + legend_height), 1, 1))
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
@@ -204,6 +207,17 @@ def orientation_table(reports: dict[str, dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
+def curve_colours(count: int) -> list[Any]:
+    """One colour per curve, no two alike: matplotlib's default ten, or tab20's twenty when there are more."""
+    import matplotlib.pyplot as plt
+
+    default = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    if count <= len(default):
+        return default[:count]
+    tab20 = plt.get_cmap("tab20")
+    return [tab20(i % tab20.N) for i in range(count)]
+
+
 def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     """Accuracy vs rotation angle, one curve per model, headline numbers in the legend."""
     import matplotlib
@@ -212,14 +226,14 @@ def plot(reports: dict[str, dict[str, Any]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    for name, report in reports.items():
+    for (name, report), colour in zip(reports.items(), curve_colours(len(reports)), strict=True):
         by_angle = report["accuracy_by_angle"]
         angles = [int(a) for a in by_angle] + [360]
         values = [100 * v for v in by_angle.values()] + [100 * by_angle["0"]]
         label = (
             f"{name}: upright {100 * report['upright_accuracy']:.2f}%, rotated {100 * report['rotated_accuracy']:.2f}%"
         )
-        axes.plot(angles, values, marker="o", markersize=3, label=label)
+        axes.plot(angles, values, marker="o", markersize=3, label=label, color=colour)
     axes.set(xlabel="rotation angle (degrees, counter-clockwise)", ylabel="test accuracy (%)", ylim=(0, 100))
     axes.set_xticks(range(0, 361, 45))
     axes.grid(alpha=0.3)

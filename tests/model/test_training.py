@@ -13,7 +13,7 @@ from safetensors.numpy import save_file
 
 from model.checkpoint import CheckpointError, load_checkpoint
 from model.data import DatasetUnavailableError, load_mnist, load_synthetic
-from model.evaluate import evaluate
+from model.evaluate import curve_colours, evaluate
 from model.evaluate import main as evaluate_main
 from model.train import main as train_main
 
@@ -221,6 +221,16 @@ def test_evaluation_figures_go_beside_the_numbers_not_over_the_shipped_ones(tmp_
     evaluate_main([str(card), "--limit", "24", "--device", "cpu", "--out", str(out)])
     assert {path.name for path in tmp_path.iterdir()} == {"evaluation.json", *shipped}
     assert all((WEIGHTS / name).read_bytes() == data for name, data in shipped.items())
+
+
+def test_every_curve_of_the_figures_has_a_colour_of_its_own() -> None:
+    """The shipped figures draw more models than matplotlib's ten default colours (the eleventh took the first's)."""
+    from matplotlib.colors import to_rgba
+
+    shipped = len(json.loads((WEIGHTS / "evaluation.json").read_text()))
+    for count in (1, 10, 11, shipped, 20):
+        colours = {to_rgba(colour) for colour in curve_colours(count)}
+        assert len(colours) == count, count
 
 
 @pytest.mark.data
