@@ -32,25 +32,25 @@ __all__ = [
     "json_response",
 ]
 
-# The shipped gcnn_c8_canon_pose_gated_max_x5 on app/static/sample-7.png turned by 135° (``group=C8&element=3``); the
-# sample leans (upright, the same model reads it turned by 5.91°).
-_PROBABILITIES_EXAMPLE = [0.0, 4e-06, 1e-06, 0.0, 1e-06, 0.0, 0.0, 0.999995, 0.0, 0.0]
+# The shipped gcnn_c8_canon_pose_wide_gated_max_x5 on app/static/sample-7.png turned by 135° (``group=C8&element=3``);
+# the sample leans (upright, the same model reads it turned by 352.65°, 7.35° clockwise).
+_PROBABILITIES_EXAMPLE = [0.0, 0.0, 2e-06, 0.0, 1e-06, 0.0, 0.0, 0.999996, 0.0, 0.0]
 _PREDICTION_EXAMPLE: dict[str, Any] = {
-    "model": "gcnn_c8_canon_pose_gated_max_x5",
+    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
     "digit": 7,
-    "confidence": 0.999995,
+    "confidence": 0.999996,
     "probabilities": _PROBABILITIES_EXAMPLE,
     "top3": [
-        {"digit": 7, "probability": 0.999995},
-        {"digit": 1, "probability": 4e-06},
+        {"digit": 7, "probability": 0.999996},
+        {"digit": 2, "probability": 2e-06},
         {"digit": 4, "probability": 1e-06},
     ],
-    "inference_ms": 4.17,
-    "orientation": {"degrees": 146.97, "confidence": 0.995075},
+    "inference_ms": 4.98,
+    "orientation": {"degrees": 128.59, "confidence": 0.999974},
     "readings": [
-        {"digit": 7, "degrees": 146.97, "probability": 0.999995},
-        {"digit": 1, "degrees": 147.31, "probability": 4e-06},
-        {"digit": 4, "degrees": 135.78, "probability": 1e-06},
+        {"digit": 7, "degrees": 128.59, "probability": 0.999996},
+        {"digit": 2, "degrees": 177.66, "probability": 2e-06},
+        {"digit": 4, "degrees": 120.54, "probability": 1e-06},
     ],
     "ambiguous": False,
     "upright_image": None,
@@ -280,7 +280,7 @@ class OrbitResponse(BaseModel):
                             "predictions": [
                                 {"model": "cnn_seed", "digit": d, "confidence": c},
                                 {
-                                    "model": "gcnn_c8_canon_pose_gated_max_x5",
+                                    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
                                     "digit": 7,
                                     "confidence": 0.99,
                                     "orientation_degrees": 90.0 * k,
@@ -292,7 +292,7 @@ class OrbitResponse(BaseModel):
                     "summary": [
                         {"model": "cnn_seed", "upright_digit": 7, "distinct_predictions": 3, "agreement": 0.5},
                         {
-                            "model": "gcnn_c8_canon_pose_gated_max_x5",
+                            "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
                             "upright_digit": 7,
                             "distinct_predictions": 1,
                             "agreement": 1.0,
@@ -431,7 +431,7 @@ class ReadyResponse(BaseModel):
             "examples": [
                 {
                     "status": "ready",
-                    "models": ["cnn_seed", "gcnn_c8_canon_pose_gated_max_x5"],
+                    "models": ["cnn_seed", "gcnn_c8_canon_pose_wide_gated_max_x5"],
                     "torch_threads": 1,
                     "inflight_requests": 3,
                     "max_inflight_requests": 64,

@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         default=DEFAULT_WEIGHTS_DIR, description="Folder holding <name>.json cards and their weights."
     )
     models: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("cnn_seed", "gcnn_c8_canon_pose_gated_max_x5"),
+        default=("cnn_seed", "gcnn_c8_canon_pose_wide_gated_max_x5"),
         description="Checkpoint names to load, comma-separated, in display order.",
     )
     max_upload_bytes: int = Field(

@@ -26,14 +26,15 @@ def _robust(**fields: Any) -> GCNNConfig:
     return GCNNConfig(**{**defaults, **fields})
 
 
-# gcnn_c8_canon with the joint head (below): the network the served models share
+# gcnn_c8_canon with the joint head (below): the network of the shipped mixed G-CNN and of the G-CNNs served before
+# the wide one
 _CANON_POSE = _robust(
     group="C8", hidden_channels=12, subsample="blur", canonicalize=True, head="joint", pose_trains_features=False
 )
 # the served pose, fitted on a trained network's frozen features (python -m model.pose_refit): gates, a band limit
 # of 3, each element's features pooled over space by their mean and their maximum
 _GATED_MAX_POSE: dict[str, Any] = dict(pose_frequencies=3, pose_gate=128, pose_pool="mean_max")
-# gcnn_c8_canon_pose on 14 channels per group element (gcnn_c8_canon_wide's width)
+# gcnn_c8_canon_pose on 14 channels per group element (gcnn_c8_canon_wide's width): the served network
 _CANON_POSE_WIDE = replace(_CANON_POSE, hidden_channels=14)
 
 
@@ -148,7 +149,8 @@ MODELS: dict[str, tuple[str, CNNConfig]] = {
         "GroupEquivariantCNN",
         replace(_CANON_POSE_WIDE, **_GATED_MAX_POSE),
     ),
-    # gcnn_c8_canon_pose_gated_max_x5's five readers on gcnn_c8_canon_pose_wide: made by python -m model.pose_refit.
+    # gcnn_c8_canon_pose_gated_max_x5's five readers on gcnn_c8_canon_pose_wide, the served G-CNN: made by python -m
+    # model.pose_refit.
     "gcnn_c8_canon_pose_wide_gated_max_x5": (
         "GroupEquivariantCNN",
         replace(_CANON_POSE_WIDE, **_GATED_MAX_POSE, pose_readers=5),
