@@ -208,7 +208,7 @@ def orientation_table(reports: dict[str, dict[str, Any]]) -> str:
 
 
 def curve_colours(count: int) -> list[Any]:
-    """One colour per curve, no two alike: matplotlib's default ten, or tab20's twenty when there are more."""
+    """One colour per curve, no two alike up to twenty: matplotlib's default ten, or tab20's twenty past ten."""
     import matplotlib.pyplot as plt
 
     default = plt.rcParams["axes.prop_cycle"].by_key()["color"]
