@@ -209,12 +209,12 @@ def orientation_table(reports: dict[str, dict[str, Any]]) -> str:
 
 def curve_colours(count: int) -> list[Any]:
     """One colour per curve, no two alike up to twenty: matplotlib's default ten, or tab20's twenty past ten."""
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    default = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    default = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
     if count <= len(default):
         return default[:count]
-    tab20 = plt.get_cmap("tab20")
+    tab20 = matplotlib.colormaps["tab20"]  # twenty listed colours, read by index
     return [tab20(i % tab20.N) for i in range(count)]
 
 
