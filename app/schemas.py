@@ -149,17 +149,38 @@ class ClassifyResponse(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
-                    "filename": "seven.png",
+                    # measured: curl -F file=@app/static/sample-7.png "http://127.0.0.1:8000/classify?group=C8&element=3"
+                    "request_id": "762b6612a7f842c79459f642e7b5711c",
+                    "filename": "sample-7.png",
                     "preprocess": "auto",
+                    "orientation_prior": "none",
                     "transform": _TRANSFORM_EXAMPLE,
                     "predictions": [
                         {
                             **_PREDICTION_EXAMPLE,
                             "model": "cnn_seed",
-                            "digit": 2,
-                            "confidence": 0.41,
-                            "inference_ms": 1.63,
+                            "digit": 8,
+                            "confidence": 0.823415,
+                            "probabilities": [
+                                5e-06,
+                                1.9e-05,
+                                8e-06,
+                                0.00073,
+                                0.001857,
+                                0.173288,
+                                0.000674,
+                                3e-06,
+                                0.823415,
+                                1e-06,
+                            ],
+                            "top3": [
+                                {"digit": 8, "probability": 0.823415},
+                                {"digit": 5, "probability": 0.173288},
+                                {"digit": 4, "probability": 0.001857},
+                            ],
+                            "inference_ms": 1.252,
+                            "orientation": None,
+                            "readings": [],
                         },
                         _PREDICTION_EXAMPLE,
                     ],
@@ -215,7 +236,7 @@ class ClassifyBatchResponse(BaseModel):
                         },
                         {
                             "index": 1,
-                            "filename": "seven.png",
+                            "filename": "sample-7.png",
                             "image": None,
                             "predictions": [
                                 {**_PREDICTION_EXAMPLE, "model": "cnn_seed", "digit": 8, "confidence": 0.51},
@@ -267,33 +288,36 @@ class OrbitResponse(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "request_id": "5f0c6a4e9b2d4f7e8a1c3b5d7e9f1a2b",
-                    "filename": "seven.png",
+                    # measured: curl -F file=@app/static/sample-6.png "http://127.0.0.1:8000/orbit?group=C4"
+                    "request_id": "3ce77a3f12604b1da0404f9ca4433051",
+                    "filename": "sample-6.png",
                     "group": "C4",
                     "order": 4,
                     "preprocess": "auto",
+                    "orientation_prior": "none",
                     "rows": [
                         {
                             "element": k,
                             "degrees": 90.0 * k,
                             "reflection": False,
                             "predictions": [
-                                {"model": "cnn_seed", "digit": d, "confidence": c},
+                                {"model": "cnn_seed", "digit": d, "confidence": c, "ambiguous": False},
                                 {
                                     "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
-                                    "digit": 7,
-                                    "confidence": 0.99,
-                                    "orientation_degrees": 90.0 * k,
+                                    "digit": 6,
+                                    "confidence": 0.993621,
+                                    "orientation_degrees": 3.0 + 90.0 * k,
+                                    "ambiguous": False,
                                 },
                             ],
                         }
-                        for k, (d, c) in enumerate([(7, 0.99), (4, 0.52), (2, 0.61), (7, 0.44)])
+                        for k, (d, c) in enumerate([(6, 0.999996), (9, 0.53229), (9, 0.848292), (5, 0.415463)])
                     ],
                     "summary": [
-                        {"model": "cnn_seed", "upright_digit": 7, "distinct_predictions": 3, "agreement": 0.5},
+                        {"model": "cnn_seed", "upright_digit": 6, "distinct_predictions": 3, "agreement": 0.25},
                         {
                             "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
-                            "upright_digit": 7,
+                            "upright_digit": 6,
                             "distinct_predictions": 1,
                             "agreement": 1.0,
                         },
@@ -345,30 +369,69 @@ class ModelsResponse(BaseModel):
         json_schema_extra={
             "examples": [
                 {
+                    # the served G-CNN's entry of GET /models, its metrics and training record abbreviated
                     "models": [
                         {
-                            "name": "gcnn_c8_wide",
+                            "name": "gcnn_c8_canon_pose_wide_gated_max_x5",
                             "architecture": "GroupEquivariantCNN",
                             "group": "C8",
-                            "parameters": 51130,
-                            "sha256": "e113ecb254428b932d3b10a8be8328d06e2d6052e42b80016a4056903fe3def9",
-                            "weights_file": "gcnn_c8_wide.safetensors",
+                            "orientation": True,
+                            "lean": 0.5,
+                            "parameters": 276506,
+                            "sha256": "5b28f81fe977ec3a8d5b5ef0c81d4b4dbc516d23ba68ec68274f99754b9813e4",
+                            "weights_file": "gcnn_c8_canon_pose_wide_gated_max_x5.safetensors",
                             "config": {
-                                "group": "C8",
-                                "hidden_channels": 12,
-                                "kernel_size": 5,
-                                "num_hidden": 4,
-                                "padding": 2,
-                                "pool_after": [0, 2],
-                                "basis": "harmonic",
-                                "group_pool": "max",
                                 "in_channels": 1,
                                 "out_channels": 10,
+                                "kernel_size": 5,
+                                "num_hidden": 4,
+                                "hidden_channels": 14,
+                                "padding": 2,
+                                "pool_after": [0, 2],
+                                "group": "C8",
+                                "basis": "harmonic",
+                                "group_pool": "max",
+                                "head": "joint",
+                                "pose_frequencies": 3,
+                                "pose_trains_features": False,
+                                "pose_gate": 128,
+                                "pose_pool": "mean_max",
+                                "pose_readers": 5,
+                                "input_blur": 0.0,
+                                "subsample": "blur",
+                                "nonlinearity": "relu",
+                                "band_limit": 0,
+                                "canonicalize": True,
+                                "canonical_centred": False,
                             },
-                            "metrics": {"test_digits": 10000, "upright_accuracy": 0.9932, "rotated_accuracy": 0.978},
-                            "training": {"epochs": 10, "batch_size": 128, "lr": 0.003, "seed": 0},
-                            "torch_version": "2.11.0+cu130",
-                            "created": "2026-11-27T10:10:00+00:00",
+                            "metrics": {
+                                "test_digits": 10000,
+                                "rotation_seed": 0,
+                                "upright_accuracy": 0.9929,
+                                "rotated_accuracy": 0.9929,
+                                "rotated_6_as_9": 5,
+                                "rotated_9_as_6": 0,
+                                "orientation": {
+                                    "rotated_orientation_median_error": 5.0539,
+                                    "rotated_orientation_within_22_5": 0.9633,
+                                    "six_nine_mistakes": 5,
+                                    "six_nine_mistakes_flagged": 5,
+                                },
+                            },
+                            "training": {
+                                "model": "gcnn_c8_canon_pose_wide",
+                                "epochs": 10,
+                                "batch_size": 128,
+                                "lr": 0.003,
+                                "weight_decay": 0.0001,
+                                "seed": 0,
+                                "device": "cpu",
+                                "threads": 2,
+                                "train_digits": 60000,
+                                "wall_time_s": 3279.5,
+                            },
+                            "torch_version": "2.14.1+cu130",
+                            "created": "2026-12-07T18:43:58+00:00",
                         }
                     ]
                 }
