@@ -26,15 +26,16 @@ def _robust(**fields: Any) -> GCNNConfig:
     return GCNNConfig(**{**defaults, **fields})
 
 
-# gcnn_c8_canon with the joint head (below): the network of the shipped mixed G-CNN and of the G-CNNs served before
-# the wide one
+# gcnn_c8_canon with the joint head (below): the network of the first shipped mixed G-CNN and of the G-CNNs served
+# before the wide one
 _CANON_POSE = _robust(
     group="C8", hidden_channels=12, subsample="blur", canonicalize=True, head="joint", pose_trains_features=False
 )
 # the served pose, fitted on a trained network's frozen features (python -m model.pose_refit): gates, a band limit
 # of 3, each element's features pooled over space by their mean and their maximum
 _GATED_MAX_POSE: dict[str, Any] = dict(pose_frequencies=3, pose_gate=128, pose_pool="mean_max")
-# gcnn_c8_canon_pose on 14 channels per group element (gcnn_c8_canon_wide's width): the served network
+# gcnn_c8_canon_pose on 14 channels per group element (gcnn_c8_canon_wide's width): the served network, and with
+# the synthetic digits the shipped mixed one (gcnn_c8_canon_pose_wide_mixed)
 _CANON_POSE_WIDE = replace(_CANON_POSE, hidden_channels=14)
 
 

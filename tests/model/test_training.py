@@ -155,7 +155,17 @@ def test_a_malformed_synthetic_file_is_a_clear_error(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["gcnn_c8_wide", "cnn_seed", "gcnn_c4_seed", "cnn_mixed", "gcnn_c8_canon_pose_mixed"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gcnn_c8_wide",
+        "cnn_seed",
+        "gcnn_c4_seed",
+        "cnn_mixed",
+        "gcnn_c8_canon_pose_mixed",
+        "gcnn_c8_canon_pose_wide_mixed",
+    ],
+)
 def test_shipped_weights_match_their_card(name: str) -> None:
     """On the first 2,000 test digits, rotated accuracy within 1.5 points of the card's full-test figure."""
     model, card = load_checkpoint(WEIGHTS / f"{name}.json")
