@@ -7,108 +7,91 @@ and names only the models served by default.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["CLASSIFY", "CLASSIFY_BATCH", "MODELS", "ORBIT", "PREDICTION", "PROBABILITIES", "TRANSFORM"]
+__all__ = ["CLASSIFY", "CLASSIFY_BATCH", "MODELS", "ORBIT", "prediction"]
 
-# The shipped gcnn_c8_canon_pose_wide_gated_max_x5 on app/static/sample-7.png turned by 135° (``group=C8&element=3``);
-# the sample leans (upright, the same model reads it turned by 352.65°, 7.35° clockwise).
-PROBABILITIES = [0.0, 0.0, 2e-06, 0.0, 1e-06, 0.0, 0.0, 0.999996, 0.0, 0.0]
-PREDICTION: dict[str, Any] = {
-    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
-    "digit": 7,
-    "confidence": 0.999996,
-    "probabilities": PROBABILITIES,
-    "top3": [
-        {"digit": 7, "probability": 0.999996},
-        {"digit": 2, "probability": 2e-06},
-        {"digit": 4, "probability": 1e-06},
-    ],
-    "inference_ms": 4.98,
-    "orientation": {"degrees": 128.59, "confidence": 0.999974},
-    "readings": [
-        {"digit": 7, "degrees": 128.59, "probability": 0.999996},
-        {"digit": 2, "degrees": 177.66, "probability": 2e-06},
-        {"digit": 4, "degrees": 120.54, "probability": 1e-06},
-    ],
-    "ambiguous": False,
-    "upright_image": None,
-}
-TRANSFORM: dict[str, Any] = {
-    "kind": "element",
-    "group": "C8",
-    "element": 3,
-    "degrees": 135.0,
-    "reflection": False,
-    "exact": False,
-}
+CNN = "cnn_seed"
+GCNN = "gcnn_c8_canon_pose_wide_gated_max_x5"
 
 
+def prediction(
+    model: str,
+    probabilities: list[float],
+    top3: list[tuple[int, float]],
+    inference_ms: float,
+    orientation: tuple[float, float] | None = None,
+    readings: Sequence[tuple[int, float, float]] = (),
+) -> dict[str, Any]:
+    """One model's answer as the service printed it: ``top3`` as ``(digit, probability)`` (its first is the
+    answer), ``orientation`` as ``(degrees, confidence)``, ``readings`` as ``(digit, degrees, probability)``;
+    none of the examples is flagged ambiguous or asked for the upright image."""
+    return {
+        "model": model,
+        "digit": top3[0][0],
+        "confidence": top3[0][1],
+        "probabilities": probabilities,
+        "top3": [{"digit": digit, "probability": p} for digit, p in top3],
+        "inference_ms": inference_ms,
+        "orientation": None if orientation is None else {"degrees": orientation[0], "confidence": orientation[1]},
+        "readings": [{"digit": digit, "degrees": degrees, "probability": p} for digit, degrees, p in readings],
+        "ambiguous": False,
+        "upright_image": None,
+    }
+
+
+# measured: curl -F file=@app/static/sample-7.png "http://127.0.0.1:8000/classify?group=C8&element=3"; the sample
+# leans (upright, the served G-CNN reads it turned by 352.65°, 7.35° clockwise)
 CLASSIFY: dict[str, Any] = {
-    # measured: curl -F file=@app/static/sample-7.png "http://127.0.0.1:8000/classify?group=C8&element=3"
     "request_id": "762b6612a7f842c79459f642e7b5711c",
     "filename": "sample-7.png",
     "preprocess": "auto",
     "orientation_prior": "none",
-    "transform": TRANSFORM,
+    "transform": {
+        "kind": "element",
+        "group": "C8",
+        "element": 3,
+        "degrees": 135.0,
+        "reflection": False,
+        "exact": False,
+    },
     "predictions": [
-        {
-            **PREDICTION,
-            "model": "cnn_seed",
-            "digit": 8,
-            "confidence": 0.823415,
-            "probabilities": [
-                5e-06,
-                1.9e-05,
-                8e-06,
-                0.00073,
-                0.001857,
-                0.173288,
-                0.000674,
-                3e-06,
-                0.823415,
-                1e-06,
-            ],
-            "top3": [
-                {"digit": 8, "probability": 0.823415},
-                {"digit": 5, "probability": 0.173288},
-                {"digit": 4, "probability": 0.001857},
-            ],
-            "inference_ms": 1.252,
-            "orientation": None,
-            "readings": [],
-        },
-        PREDICTION,
+        prediction(
+            CNN,
+            [5e-06, 1.9e-05, 8e-06, 0.00073, 0.001857, 0.173288, 0.000674, 3e-06, 0.823415, 1e-06],
+            [(8, 0.823415), (5, 0.173288), (4, 0.001857)],
+            1.252,
+        ),
+        prediction(
+            GCNN,
+            [0.0, 0.0, 2e-06, 0.0, 1e-06, 0.0, 0.0, 0.999996, 0.0, 0.0],
+            [(7, 0.999996), (2, 2e-06), (4, 1e-06)],
+            4.98,
+            (128.59, 0.999974),
+            [(7, 128.59, 0.999996), (2, 177.66, 2e-06), (4, 120.54, 1e-06)],
+        ),
     ],
     "image": None,
 }
 
 
 # measured: curl -F files=@app/static/sample-3.png -F files=@app/static/sample-7.png \
-#   "http://127.0.0.1:8000/classify/batch?angle=90" (of docs/api.md, two of its three files)
+#   "http://127.0.0.1:8000/classify/batch?angle=90" (docs/api.md's request with two of its three files)
 CLASSIFY_BATCH: dict[str, Any] = {
     "request_id": "0ed6d54cd8174138ae34e8242abd82e5",
     "preprocess": "auto",
     "orientation_prior": "none",
-    "transform": {
-        "kind": "angle",
-        "group": None,
-        "element": None,
-        "degrees": 90.0,
-        "reflection": False,
-        "exact": True,
-    },
+    "transform": {"kind": "angle", "group": None, "element": None, "degrees": 90.0, "reflection": False, "exact": True},
     "count": 2,
     "items": [
         {
             "index": 0,
             "filename": "sample-3.png",
             "predictions": [
-                {
-                    "model": "cnn_seed",
-                    "digit": 7,
-                    "confidence": 0.965723,
-                    "probabilities": [
+                prediction(
+                    CNN,
+                    [
                         0.021141,
                         0.000187,
                         0.005584,
@@ -120,22 +103,12 @@ CLASSIFY_BATCH: dict[str, Any] = {
                         0.000531,
                         0.002373,
                     ],
-                    "top3": [
-                        {"digit": 7, "probability": 0.965723},
-                        {"digit": 0, "probability": 0.021141},
-                        {"digit": 2, "probability": 0.005584},
-                    ],
-                    "inference_ms": 1.631,
-                    "orientation": None,
-                    "readings": [],
-                    "ambiguous": False,
-                    "upright_image": None,
-                },
-                {
-                    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
-                    "digit": 3,
-                    "confidence": 0.953556,
-                    "probabilities": [
+                    [(7, 0.965723), (0, 0.021141), (2, 0.005584)],
+                    1.631,
+                ),
+                prediction(
+                    GCNN,
+                    [
                         0.000381,
                         0.002337,
                         0.000165,
@@ -147,21 +120,11 @@ CLASSIFY_BATCH: dict[str, Any] = {
                         0.028567,
                         0.011608,
                     ],
-                    "top3": [
-                        {"digit": 3, "probability": 0.953556},
-                        {"digit": 8, "probability": 0.028567},
-                        {"digit": 9, "probability": 0.011608},
-                    ],
-                    "inference_ms": 27.01,
-                    "orientation": {"degrees": 92.05, "confidence": 0.843577},
-                    "readings": [
-                        {"digit": 3, "degrees": 92.05, "probability": 0.899899},
-                        {"digit": 3, "degrees": 285.23, "probability": 0.053656},
-                        {"digit": 8, "degrees": 283.23, "probability": 0.028198},
-                    ],
-                    "ambiguous": False,
-                    "upright_image": None,
-                },
+                    [(3, 0.953556), (8, 0.028567), (9, 0.011608)],
+                    27.01,
+                    (92.05, 0.843577),
+                    [(3, 92.05, 0.899899), (3, 285.23, 0.053656), (8, 283.23, 0.028198)],
+                ),
             ],
             "image": None,
         },
@@ -169,53 +132,20 @@ CLASSIFY_BATCH: dict[str, Any] = {
             "index": 1,
             "filename": "sample-7.png",
             "predictions": [
-                {
-                    "model": "cnn_seed",
-                    "digit": 8,
-                    "confidence": 0.439556,
-                    "probabilities": [
-                        0.01608,
-                        0.012028,
-                        0.035374,
-                        0.001922,
-                        0.092634,
-                        0.247473,
-                        0.005515,
-                        0.148418,
-                        0.439556,
-                        0.001,
-                    ],
-                    "top3": [
-                        {"digit": 8, "probability": 0.439556},
-                        {"digit": 5, "probability": 0.247473},
-                        {"digit": 7, "probability": 0.148418},
-                    ],
-                    "inference_ms": 1.631,
-                    "orientation": None,
-                    "readings": [],
-                    "ambiguous": False,
-                    "upright_image": None,
-                },
-                {
-                    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
-                    "digit": 7,
-                    "confidence": 0.999987,
-                    "probabilities": [0.0, 1e-06, 3e-06, 0.0, 3e-06, 6e-06, 0.0, 0.999987, 0.0, 0.0],
-                    "top3": [
-                        {"digit": 7, "probability": 0.999987},
-                        {"digit": 5, "probability": 6e-06},
-                        {"digit": 4, "probability": 3e-06},
-                    ],
-                    "inference_ms": 27.01,
-                    "orientation": {"degrees": 82.65, "confidence": 0.99998},
-                    "readings": [
-                        {"digit": 7, "degrees": 82.65, "probability": 0.999987},
-                        {"digit": 5, "degrees": 270.16, "probability": 5e-06},
-                        {"digit": 4, "degrees": 230.78, "probability": 3e-06},
-                    ],
-                    "ambiguous": False,
-                    "upright_image": None,
-                },
+                prediction(
+                    CNN,
+                    [0.01608, 0.012028, 0.035374, 0.001922, 0.092634, 0.247473, 0.005515, 0.148418, 0.439556, 0.001],
+                    [(8, 0.439556), (5, 0.247473), (7, 0.148418)],
+                    1.631,
+                ),
+                prediction(
+                    GCNN,
+                    [0.0, 1e-06, 3e-06, 0.0, 3e-06, 6e-06, 0.0, 0.999987, 0.0, 0.0],
+                    [(7, 0.999987), (5, 6e-06), (4, 3e-06)],
+                    27.01,
+                    (82.65, 0.99998),
+                    [(7, 82.65, 0.999987), (5, 270.16, 5e-06), (4, 230.78, 3e-06)],
+                ),
             ],
             "image": None,
         },
@@ -237,9 +167,9 @@ ORBIT: dict[str, Any] = {
             "degrees": 90.0 * k,
             "reflection": False,
             "predictions": [
-                {"model": "cnn_seed", "digit": d, "confidence": c, "ambiguous": False},
+                {"model": CNN, "digit": d, "confidence": c, "ambiguous": False},
                 {
-                    "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
+                    "model": GCNN,
                     "digit": 6,
                     "confidence": 0.993621,
                     "orientation_degrees": 3.0 + 90.0 * k,
@@ -250,9 +180,9 @@ ORBIT: dict[str, Any] = {
         for k, (d, c) in enumerate([(6, 0.999996), (9, 0.53229), (9, 0.848292), (5, 0.415463)])
     ],
     "summary": [
-        {"model": "cnn_seed", "upright_digit": 6, "distinct_predictions": 3, "agreement": 0.25},
+        {"model": CNN, "upright_digit": 6, "distinct_predictions": 3, "agreement": 0.25},
         {
-            "model": "gcnn_c8_canon_pose_wide_gated_max_x5",
+            "model": GCNN,
             "upright_digit": 6,
             "distinct_predictions": 1,
             "agreement": 1.0,
@@ -266,7 +196,7 @@ MODELS: dict[str, Any] = {
     # the served G-CNN's entry of GET /models, its metrics and training record abbreviated
     "models": [
         {
-            "name": "gcnn_c8_canon_pose_wide_gated_max_x5",
+            "name": GCNN,
             "architecture": "GroupEquivariantCNN",
             "group": "C8",
             "orientation": True,
